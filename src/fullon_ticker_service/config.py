@@ -1,0 +1,320 @@
+"""Settings: defaults < TOML file < `.env` < environment, validated strictly.
+
+Every unknown key or bad value raises `ConfigError` with one line naming the key, so a typo
+fails at start instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+DEFAULT_CONFIG = Path("config/tickerctl.toml")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line that names the key."""
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""  # full URL (redis:// or rediss://); built from host/port/db/password when empty
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+    password: str = ""
+    sentinels: str = ""  # reserved for the scale-out issue; rejected when set (not supported yet)
+
+    def dsn(self) -> str:
+        if self.url:
+            return self.url
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/{self.db}"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""  # empty: no database, the config file's [exchanges] table is the catalog
+    admin_mail: str = "admin@fullon"
+    poll_interval: float = 10.0  # catalog poll when LISTEN/NOTIFY triggers are absent
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    namespace: str = "ticker_service"  # prefix of our own keys; fullon keys are never prefixed
+    log_level: str = "INFO"
+    log_format: str = "trading"  # "trading" (human) or "json"
+    health_interval: float = 5.0  # seconds between health records; TTL is 3x this
+    only_exchanges: tuple[str, ...] = ()  # TICKER_DAEMON_EXCHANGES: collect only these
+
+
+@dataclass(frozen=True)
+class ExchangeSettings:
+    """How to collect one exchange. `[defaults]` fills what an `[exchanges.X]` table omits."""
+
+    symbols: tuple[str, ...] = ()  # catalog symbols (used only when there is no database)
+    ccxt: dict[str, Any] = field(default_factory=dict)  # ccxt constructor overrides (urls, options)
+    ccxt_id: str = ""  # ccxt class when it differs from the catalog name
+    markets: str = ""  # markets snapshot: a JSON file path or a loopback http URL; empty = REST
+    method: str = ""  # "watch_tickers" / "watch_ticker"; empty = per-venue choice (venues.py)
+    channel: str = ""  # exchange channel name when the venue has several (binance: ticker)
+    chunk: int = 0  # symbols per subscription; 0 = per-venue default
+    stale_after: float = 30.0  # exchange-wide silence before a forced reconnect
+    symbol_stale_after: float = 300.0  # one symbol's silence before a resubscribe; 0 disables
+    reconnect_delay: float = 5.0  # TICKER_RECONNECT_DELAY: base of the reconnect backoff
+    reconnect_max_delay: float = 60.0
+    max_retries: int = 3  # TICKER_MAX_RETRIES: failed reconnects in a row before status `error`
+    max_skew: float = 10.0  # accepted clock skew of exchange timestamps into the future (s)
+    flush_interval: float = 0.0  # minimum spacing of Redis flushes (s); 0 = flush on arrival
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    defaults: ExchangeSettings = field(default_factory=ExchangeSettings)
+    exchanges: dict[str, ExchangeSettings] = field(default_factory=dict)
+    source: str = ""  # the config file that was read, for messages
+
+    def exchange(self, name: str) -> ExchangeSettings:
+        return self.exchanges.get(name) or self.defaults
+
+
+# --- generic strict conversion -------------------------------------------------------------
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            return int(value) if isinstance(value, int | str) else _fail()
+        except (ValueError, TypeError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            out = float(value) if isinstance(value, int | float | str) else _fail()
+        except (ValueError, TypeError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if not math.isfinite(out) or out < 0:
+            raise ConfigError(f"{key}: expected a finite number >= 0, got {value!r}")
+        return out
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        _, val_tp = typing.get_args(tp)
+        return {str(k): _convert(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    raise ConfigError(f"{key}: unsupported setting type {tp!r}")  # pragma: no cover
+
+
+def _fail() -> Any:
+    raise TypeError
+
+
+def _build(cls: Any, data: Any, prefix: str, base: Any = None) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix}: expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(names))})")
+    values = {} if base is None else {f.name: getattr(base, f.name) for f in dataclasses.fields(cls)}
+    for key, raw in data.items():
+        where = f"{prefix}.{key}" if prefix else key
+        values[key] = _convert(raw, hints[key], where)
+    return cls(**values)
+
+
+def _exchanges(data: Any, defaults: ExchangeSettings) -> dict[str, ExchangeSettings]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"exchanges: expected a table of exchange tables, got {data!r}")
+    out = {}
+    for name, table in data.items():
+        if not isinstance(name, str) or not name.replace("_", "").isalnum() or name != name.lower():
+            raise ConfigError(f"exchanges.{name}: exchange names are lower-case ccxt-style ids")
+        out[name] = _build(ExchangeSettings, table, f"exchanges.{name}", base=defaults)
+    return out
+
+
+# --- sources -------------------------------------------------------------------------------
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: KEY=VALUE lines, `#` comments, optional quotes, optional `export`."""
+    out: dict[str, str] = {}
+    if not path.is_file():
+        return out
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().replace("_", "").isalnum():
+            raise ConfigError(f"{path}:{n}: expected KEY=VALUE, got {line[:40]!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+# Environment variable -> (section, key). fullon's names first, then ours (TICKER_*).
+ENV_KEYS: dict[str, tuple[str, str]] = {
+    "REDIS_URL": ("redis", "url"),
+    "REDIS_HOST": ("redis", "host"),
+    "REDIS_PORT": ("redis", "port"),
+    "REDIS_DB": ("redis", "db"),
+    "REDIS_PASSWORD": ("redis", "password"),
+    "REDIS_SENTINELS": ("redis", "sentinels"),
+    "DATABASE_URL": ("database", "url"),
+    "ADMIN_MAIL": ("database", "admin_mail"),
+    "LOG_LEVEL": ("service", "log_level"),
+    "LOG_FORMAT": ("service", "log_format"),
+    "TICKER_NAMESPACE": ("service", "namespace"),
+    "TICKER_HEALTH_INTERVAL": ("service", "health_interval"),
+    "TICKER_DAEMON_EXCHANGES": ("service", "only_exchanges"),
+    "TICKER_RECONNECT_DELAY": ("defaults", "reconnect_delay"),
+    "TICKER_MAX_RETRIES": ("defaults", "max_retries"),
+    "TICKER_STALE_AFTER": ("defaults", "stale_after"),
+}
+OTHER_TICKER_ENV = {"TICKER_CONFIG"}  # read by `load()` itself
+DB_PARTS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
+
+
+def _database_url_from_parts(env: dict[str, str]) -> str:
+    if not any(env.get(k) for k in DB_PARTS):
+        return ""
+    user = quote(env.get("DB_USER", "postgres"), safe="")
+    password = env.get("DB_PASSWORD", "")
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    port = env.get("DB_PORT", "5432")
+    if not port.isdigit():
+        raise ConfigError(f"DB_PORT: expected an integer, got {port!r}")
+    return f"postgresql://{auth}@{env.get('DB_HOST', '127.0.0.1')}:{port}/{env.get('DB_NAME', 'fullon')}"
+
+
+def load(
+    config_path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    dotenv: str | Path | None = ".env",
+) -> Settings:
+    """Read the TOML file, then `.env`, then the environment (later wins)."""
+    env = dict(os.environ if environ is None else environ)
+    if dotenv:
+        env = {**read_dotenv(Path(dotenv)), **env}
+    path = Path(config_path or env.get("TICKER_CONFIG") or DEFAULT_CONFIG)
+    explicit = config_path is not None or "TICKER_CONFIG" in env
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"{path}: config file not found")
+
+    for name in env:
+        if name.startswith("TICKER_") and name not in ENV_KEYS and name not in OTHER_TICKER_ENV:
+            raise ConfigError(f"{name}: unknown environment setting (known: "
+                              f"{', '.join(sorted(k for k in ENV_KEYS if k.startswith('TICKER_')))})")
+    sections: dict[str, dict[str, Any]] = {
+        s: dict(data.get(s) or {}) for s in ("redis", "database", "service", "defaults")
+    }
+    for name, (section, key) in ENV_KEYS.items():
+        if env.get(name, "") != "":
+            sections[section][key] = env[name]
+    if "url" not in sections["database"] and (url := _database_url_from_parts(env)):
+        sections["database"]["url"] = url
+
+    unknown = set(data) - {"redis", "database", "service", "defaults", "exchanges"}
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown section in {path} "
+                          "(known: redis, database, service, defaults, exchanges)")
+    defaults = _build(ExchangeSettings, sections["defaults"], "defaults")
+    settings = Settings(
+        redis=_build(RedisSettings, sections["redis"], "redis"),
+        database=_build(DatabaseSettings, sections["database"], "database"),
+        service=_build(ServiceSettings, sections["service"], "service"),
+        defaults=defaults,
+        exchanges=_exchanges(data.get("exchanges") or {}, defaults),
+        source=str(path) if path.is_file() else "(built-in defaults)",
+    )
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if s.service.log_format not in ("trading", "json"):
+        raise ConfigError(f"service.log_format: expected 'trading' or 'json', got {s.service.log_format!r}")
+    if s.service.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"service.log_level: unknown level {s.service.log_level!r}")
+    if not s.service.namespace or any(c in s.service.namespace for c in " {}*?"):
+        raise ConfigError(f"service.namespace: must be non-empty without spaces or glob characters, "
+                          f"got {s.service.namespace!r}")
+    if s.service.health_interval <= 0:
+        raise ConfigError("service.health_interval: must be > 0")
+    if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis.url: expected a redis://, rediss:// or unix:// URL")
+    if s.redis.sentinels:
+        raise ConfigError("redis.sentinels: Redis Sentinel is not supported yet")
+    if s.database.url and not s.database.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("database.url: expected a postgresql:// URL")
+    for name, ex in {"defaults": s.defaults, **{f"exchanges.{k}": v for k, v in s.exchanges.items()}}.items():
+        if ex.method not in ("", "watch_tickers", "watch_ticker"):
+            raise ConfigError(f"{name}.method: expected 'watch_tickers' or 'watch_ticker', got {ex.method!r}")
+        if ex.chunk < 0:
+            raise ConfigError(f"{name}.chunk: must be >= 0")
+        if ex.stale_after <= 0:
+            raise ConfigError(f"{name}.stale_after: must be > 0")
+        for sym in ex.symbols:
+            if not valid_symbol(sym):
+                raise ConfigError(f"{name}.symbols: {sym!r} is not a unified symbol like BTC/USDT")
+
+
+def valid_symbol(symbol: str) -> bool:
+    """A unified ccxt symbol: BASE/QUOTE[:SETTLE[-EXPIRY...]], printable ASCII, at most 64 chars."""
+    if not isinstance(symbol, str) or not 3 <= len(symbol) <= 64 or not symbol.isascii():
+        return False
+    if any(c.isspace() or c in "*?[]{}\"'\\" or not c.isprintable() for c in symbol):
+        return False
+    base, sep, rest = symbol.partition("/")
+    return bool(base) and bool(sep) and bool(rest) and not rest.startswith(":")
+

@@ -1,0 +1,1 @@
+"""One module per simulated exchange protocol; each exposes `VENUE_CLASS`."""
