@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,3 +37,32 @@ def assert_matches_quote(ticker: dict[str, Any], q: Any, *, timestamp: bool = Tr
         assert ticker["baseVolume"] == pytest.approx(q.volume, rel=1e-12), ticker
     if timestamp:
         assert ticker["timestamp"] == q.ts_ms, ticker
+
+
+# --- Redis -----------------------------------------------------------------------------------
+# Tests that share the machine's Redis use their own database number and flush it around use.
+SHARED_REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
+SHARED_REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
+
+
+@pytest.fixture
+async def redis_db():
+    """A clean Redis database on the shared server (flushed before and after)."""
+    from redis.asyncio import Redis
+
+    r = Redis(host=SHARED_REDIS_HOST, port=SHARED_REDIS_PORT, db=TEST_REDIS_DB)
+    await r.flushdb()
+    yield r
+    await r.flushdb()
+    await r.aclose()
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of the test's own, to kill and restart."""
+    from tests.servers import RedisServer
+
+    server = RedisServer().start()
+    yield server
+    server.stop()

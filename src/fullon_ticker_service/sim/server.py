@@ -185,10 +185,10 @@ class Simulator:
         ex = self.exchanges[venue]
         ex.rate, ex.budget = rate, count
 
-    async def drained(self, venue: str, timeout: float = 30.0) -> None:
+    async def drained(self, venue: str, within: float = 30.0) -> None:
         """Wait until a burst started with `set_rate(..., count=N)` has been fully sent."""
         ex = self.exchanges[venue]
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while ex.budget:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{venue}: {ex.budget} ticks of the burst still unsent")

@@ -1,0 +1,561 @@
+"""The exchange worker: one process, one exchange, every ticker into Redis.
+
+Data path. ccxt's multi-symbol watches lose wake-ups under load (ccxt issue 30220): a
+`watch_tickers` loop wakes far less often than frames arrive. So we do not consume what the
+watch call returns. Instead `exchange.tickers` is replaced by a dict subclass whose
+`__setitem__` hands every parsed ticker to `on_ticker` the moment ccxt stores it (all ccxt.pro
+ticker handlers store with `self.tickers[symbol] = parsed`). The watch loops only keep the
+subscriptions alive and surface connection errors. `on_ticker` normalises, validates, rejects
+older ticks, and puts the tick into the coalescing writer (`writer.py`).
+
+Connection health. Each subscription chunk runs its own loop: an error -> jittered capped
+backoff -> the next watch call reconnects and resubscribes. A watchdog forces a reconnect when
+the exchange (or one symbol) is silent too long, because ccxt's keepalive can take minutes to
+notice a dead socket and a malformed frame silently stops ccxt's receive loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ccxt
+import ccxt.pro as ccxtpro
+import orjson
+from loguru import logger
+from redis.exceptions import RedisError
+
+from fullon_ticker_service import health, keys
+from fullon_ticker_service.backoff import delay
+from fullon_ticker_service.channels import Plan, chunked, plan_for
+from fullon_ticker_service.config import ConfigError, ExchangeSettings, Settings
+from fullon_ticker_service.redis_client import make_redis
+from fullon_ticker_service.tick import MALFORMED, OLDER, normalise, validate
+from fullon_ticker_service.writer import TickWriter
+
+# Exit codes: the worker -> supervisor protocol.
+EXIT_OK = 0
+EXIT_CRASH = 1  # unexpected exception: restart with backoff
+EXIT_CONFIG = 3  # unknown exchange id, no valid symbol, bad config: do not restart
+EXIT_PARENT_GONE = 4  # the supervisor died; we stopped on our own
+
+STABLE_AFTER = 30.0  # seconds of working connection before the backoff attempt count resets
+REJECT_LOG_EVERY = 10.0  # at most one rejection summary line per this many seconds
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker process needs; picklable for the supervisor's spawn."""
+
+    exchange: str  # catalog name (also the Redis key component)
+    symbols: tuple[str, ...]
+    settings: Settings
+    parent_pid: int | None = None  # exit when this process is gone
+
+
+class TickerSink(dict):  # type: ignore[type-arg]
+    """`exchange.tickers` replacement: every store by ccxt is also reported to `on_set`."""
+
+    __slots__ = ("on_set",)
+
+    def __init__(self, on_set: Any, initial: dict[str, Any] | None = None) -> None:
+        super().__init__(initial or {})
+        self.on_set = on_set
+
+    def __setitem__(self, symbol: str, ticker: Any) -> None:
+        dict.__setitem__(self, symbol, ticker)
+        self.on_set(symbol, ticker)
+
+
+@dataclass
+class Chunk:
+    symbols: list[str]
+    task: asyncio.Task[None] | None = None
+    attempt: int = 0
+    connected_at: float = 0.0
+
+
+@dataclass
+class Stats:
+    ticks: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    reconnects: int = 0
+    stale_reconnects: int = 0
+    failures_in_row: int = 0
+    last_error: str = ""
+    last_ticks: int = 0
+    last_rate_at: float = field(default_factory=time.monotonic)
+    ticks_per_s: float = 0.0
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.name = spec.exchange
+        self.settings = spec.settings
+        self.cfg: ExchangeSettings = spec.settings.exchange(spec.exchange)
+        self.log = logger.bind(exchange=self.name)
+        self.redis = make_redis(spec.settings.redis)
+        self.writer = TickWriter(self.redis, self.name, self.cfg.flush_interval)
+        self.exchange: Any = None
+        self.plan: Plan | None = None
+        self.wanted: set[str] = set()
+        self.unknown: list[str] = []
+        self.chunks: list[Chunk] = []
+        self.last_time: dict[str, float] = {}  # newest accepted tick time per symbol
+        self.last_seen: dict[str, float] = {}  # monotonic arrival per symbol (any ticker)
+        self.last_any = time.monotonic()
+        self.stats = Stats()
+        self.status = health.STARTING
+        self.started_at = time.time()
+        self.process_id = health.process_id(self.name, self.started_at)
+        self.host = socket.gethostname()
+        self._stop = asyncio.Event()
+        self._exit_code = EXIT_OK
+        self._last_reject_log = 0.0
+        self._unlogged_rejects: Counter[str] = Counter()
+        self._last_symbol_kick = 0.0
+        self._health_failed = False
+
+    # --- the hot path ---------------------------------------------------------------------
+    def on_ticker(self, symbol: str, ticker: Any) -> None:
+        """Called synchronously from ccxt's parser for every ticker it stores."""
+        mono = time.monotonic()
+        self.last_any = mono
+        if symbol not in self.wanted:
+            return
+        self.last_seen[symbol] = mono
+        now = time.time()
+        try:
+            tick = normalise(self.name, ticker, now)
+            reason = validate(tick, now, self.cfg.max_skew)
+        except Exception:  # never let our code break ccxt's message handler
+            reason, tick = MALFORMED, None
+        if reason is None and tick is not None and tick["time"] < self.last_time.get(symbol, 0.0):
+            reason = OLDER
+        if reason is not None:
+            self.reject(symbol, reason)
+            return
+        self.last_time[symbol] = tick["time"]  # type: ignore[index]
+        self.stats.ticks += 1
+        self.writer.put(symbol, tick)  # type: ignore[arg-type]
+
+    def reject(self, symbol: str, reason: str) -> None:
+        self.stats.rejected[reason] += 1
+        self._unlogged_rejects[reason] += 1
+        mono = time.monotonic()
+        if mono - self._last_reject_log >= REJECT_LOG_EVERY:
+            summary = ", ".join(f"{k}={v}" for k, v in sorted(self._unlogged_rejects.items()))
+            self.log.warning(f"rejected ticks (latest {symbol}: {reason}); since last report: {summary}")
+            self._unlogged_rejects.clear()
+            self._last_reject_log = mono
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        loop.set_exception_handler(self._loop_exception)
+        try:
+            await self._start_exchange()
+        except ConfigError as exc:
+            self.log.error(f"configuration error: {exc}")
+            self.stats.last_error = str(exc)
+            await self._publish_final(health.ERROR)
+            await self._close()
+            return EXIT_CONFIG
+        tasks = [
+            asyncio.create_task(self.writer.run(), name="flusher"),
+            asyncio.create_task(self._health_loop(), name="health"),
+            asyncio.create_task(self._watchdog(), name="watchdog"),
+        ]
+        if self.spec.parent_pid:
+            tasks.append(asyncio.create_task(self._watch_parent(), name="parent"))
+        self._subscribe(sorted(self.wanted))
+        self.status = health.RUNNING
+        self.log.info(f"collecting {len(self.wanted)} symbols via {self.plan.method} "  # type: ignore[union-attr]
+                      f"({len(self.chunks)} subscriptions)")
+        stop_wait = asyncio.create_task(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for t in done:  # a background task ended: that is a bug, make it a crash
+                if t is not stop_wait and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+        except Exception as exc:
+            self.log.exception(f"worker crashed: {exc}")
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            self._exit_code = EXIT_CRASH
+        finally:
+            await self._shutdown([stop_wait, *tasks])
+        return self._exit_code
+
+    async def _start_exchange(self) -> None:
+        ccxt_id = self.cfg.ccxt_id or self.name
+        cls = getattr(ccxtpro, ccxt_id, None)
+        if cls is None or not isinstance(cls, type):
+            raise ConfigError(f"unknown ccxt exchange id {ccxt_id!r} (ccxt.pro has no such exchange)")
+        config = {"enableRateLimit": True, **self.cfg.ccxt}
+        self.exchange = cls(config)
+        self.plan = plan_for(ccxt_id, self.exchange.has, self.cfg.method, self.cfg.channel, self.cfg.chunk)
+        if not self.exchange.has.get(_camel(self.plan.method)):
+            raise ConfigError(f"ccxt {ccxt_id} has no {self.plan.method}")
+        await self._load_markets()
+        self.exchange.tickers = TickerSink(self.on_ticker, self.exchange.tickers)
+        self.set_wanted(set(self.spec.symbols))
+        if not self.wanted:
+            given = ", ".join(self.unknown) or "(none given)"
+            raise ConfigError(f"none of the symbols is listed by {ccxt_id}: {given}")
+
+    async def _load_markets(self) -> None:
+        source = self.cfg.markets
+        if source:
+            markets = await _read_markets(source)
+            self.exchange.set_markets(markets)
+            return
+        attempt = 0
+        while True:
+            try:
+                await self.exchange.load_markets()
+                return
+            except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
+                attempt += 1
+                wait = delay(attempt, self.cfg.reconnect_delay, self.cfg.reconnect_max_delay)
+                self.log.warning(f"load_markets failed ({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
+                self.stats.last_error = f"load_markets: {exc}"
+                await self._sleep_or_stop(wait)
+                if self._stop.is_set():
+                    raise ConfigError("stopped before markets could be loaded") from None
+
+    def set_wanted(self, symbols: set[str]) -> tuple[set[str], set[str]]:
+        """Filter to listed markets; returns (added, removed) relative to the current set."""
+        markets = self.exchange.markets or {}
+        listed = {s for s in symbols if s in markets}
+        for s in sorted(symbols - listed):
+            if s not in self.unknown:
+                self.log.error(f"symbol {s!r} is not listed by {self.exchange.id}; skipped")
+                self.unknown.append(s)
+        added, removed = listed - self.wanted, self.wanted - listed
+        self.wanted = listed
+        now = time.monotonic()
+        for s in added:
+            self.last_seen.setdefault(s, now)
+        for s in removed:
+            self.last_seen.pop(s, None)
+            self.last_time.pop(s, None)
+        return added, removed
+
+    async def update_symbols(self, symbols: set[str]) -> None:
+        """Apply a new symbol set while running, without dropping unaffected subscriptions."""
+        added, removed = self.set_wanted(symbols)
+        if removed:
+            for chunk in [c for c in self.chunks if removed & set(c.symbols)]:
+                await self._drop_chunk(chunk)
+                keep = [s for s in chunk.symbols if s not in removed]
+                if keep:
+                    added |= set(keep)
+            try:
+                await self.writer.remove(removed)
+            except (RedisError, OSError) as exc:
+                self.log.error(f"could not remove {len(removed)} symbols from redis: {exc}")
+            self.log.info(f"stopped collecting {', '.join(sorted(removed))}")
+        if added:
+            self._subscribe(sorted(added))
+            self.log.info(f"now collecting {', '.join(sorted(added))}")
+
+    # --- subscriptions ----------------------------------------------------------------------
+    def _subscribe(self, symbols: list[str]) -> None:
+        assert self.plan is not None
+        for part in chunked(symbols, self.plan.chunk):
+            chunk = Chunk(part)
+            chunk.task = asyncio.create_task(self._watch(chunk), name=f"watch:{part[0]}+{len(part) - 1}")
+            self.chunks.append(chunk)
+
+    async def _drop_chunk(self, chunk: Chunk) -> None:
+        self.chunks.remove(chunk)
+        if chunk.task:
+            chunk.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await chunk.task
+        if self.plan and self.plan.unwatch:
+            method = "un_watch_ticker" if self.plan.method == "watch_ticker" else "un_watch_tickers"
+            arg: Any = chunk.symbols[0] if self.plan.method == "watch_ticker" else chunk.symbols
+            try:
+                await asyncio.wait_for(getattr(self.exchange, method)(arg, dict(self.plan.params)), 5)
+            except Exception as exc:  # best effort: data for unwanted symbols is ignored anyway
+                self.log.debug(f"{method} failed: {type(exc).__name__}: {exc}")
+
+    async def _watch(self, chunk: Chunk) -> None:
+        assert self.plan is not None
+        plan = self.plan
+        watch = getattr(self.exchange, plan.method)
+        while not self._stop.is_set():
+            arg: Any = chunk.symbols[0] if plan.method == "watch_ticker" else list(chunk.symbols)
+            try:
+                await watch(arg, dict(plan.params))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # our own cancellation
+                await self._failed(chunk, "ccxt cancelled the subscription")
+                continue
+            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+                # ExchangeError covers subscription rejections (e.g. BadSymbol, UnsubscribeError)
+                await self._failed(chunk, f"{type(exc).__name__}: {exc}")
+                continue
+            now = time.monotonic()
+            if chunk.attempt:
+                if not chunk.connected_at:
+                    chunk.connected_at = now
+                    self.stats.reconnects += 1
+                    self.stats.failures_in_row = 0
+                    if self.status == health.ERROR:
+                        self.status = health.RUNNING
+                    self.log.info(f"resubscribed {len(chunk.symbols)} symbols after {chunk.attempt} attempt(s)")
+                elif now - chunk.connected_at >= STABLE_AFTER:
+                    chunk.attempt, chunk.connected_at = 0, 0.0
+
+    async def _failed(self, chunk: Chunk, error: str) -> None:
+        chunk.attempt += 1
+        chunk.connected_at = 0.0
+        self.stats.failures_in_row += 1
+        self.stats.last_error = error[:300]
+        if self.stats.failures_in_row >= self.cfg.max_retries > 0 and self.status == health.RUNNING:
+            self.status = health.ERROR
+        wait = delay(chunk.attempt, self.cfg.reconnect_delay, self.cfg.reconnect_max_delay)
+        self.log.warning(f"subscription of {len(chunk.symbols)} symbols failed ({error[:200]}); "
+                         f"attempt {chunk.attempt}, retry in {wait:.2f}s")
+        await self._sleep_or_stop(wait)
+
+    def force_reconnect(self, why: str) -> None:
+        """Fail every open connection so the watch loops reconnect and resubscribe."""
+        clients = list(getattr(self.exchange, "clients", {}).values())
+        self.log.warning(f"forcing reconnect of {len(clients)} connection(s): {why}")
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.on_error(ccxt.NetworkError(f"watchdog: {why}"))
+
+    # --- background loops -------------------------------------------------------------------
+    async def _watchdog(self) -> None:
+        period = max(0.1, min(1.0, self.cfg.stale_after / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            silent = now - self.last_any
+            if silent >= self.cfg.stale_after and self.wanted:
+                self.stats.stale_reconnects += 1
+                self.force_reconnect(f"no data for {silent:.1f}s")
+                self.last_any = now  # give the reconnect a full period before judging again
+                continue
+            limit = self.cfg.symbol_stale_after
+            if limit and self.wanted and now - self._last_symbol_kick >= limit:
+                stale = [s for s in self.wanted if now - self.last_seen.get(s, now) >= limit]
+                if stale:
+                    self._last_symbol_kick = now
+                    self.stats.stale_reconnects += 1
+                    self.force_reconnect(f"{len(stale)} symbol(s) silent for {limit:g}s, e.g. {stale[0]}")
+
+    async def _health_loop(self) -> None:
+        interval = self.settings.service.health_interval
+        while True:
+            await self._publish_health()
+            await asyncio.sleep(interval)
+
+    def health_record(self) -> dict[str, Any]:
+        now_m, now = time.monotonic(), time.time()
+        st = self.stats
+        dt = now_m - st.last_rate_at
+        if dt >= 0.5:
+            st.ticks_per_s = round((st.ticks - st.last_ticks) / dt, 2)
+            st.last_ticks, st.last_rate_at = st.ticks, now_m
+        ages = sorted(((now_m - self.last_seen.get(s, now_m), s) for s in self.wanted), reverse=True)
+        w = self.writer
+        return {
+            "exchange": self.name, "pid": os.getpid(), "host": self.host, "status": self.status,
+            "process_id": self.process_id, "started_at": self.started_at, "updated_at": now,
+            "interval": self.settings.service.health_interval,
+            "symbols": len(self.wanted), "unknown_symbols": self.unknown[:20],
+            "method": self.plan.method if self.plan else None, "subscriptions": len(self.chunks),
+            "ticks": st.ticks, "ticks_per_s": st.ticks_per_s, "rejected": dict(st.rejected),
+            "reconnects": st.reconnects, "stale_reconnects": st.stale_reconnects,
+            "last_tick_age_s": round(now_m - self.last_any, 3),
+            "stalest": [[s, round(a, 3)] for a, s in ages[:5]],
+            "redis": "up" if w.redis_up else "down", "pending": len(w.pending),
+            "flushes": w.flushes, "written": w.written, "older_in_redis": w.older_in_redis,
+            "redis_round_trips": w.round_trips, "last_flush_ms": round(w.last_flush_ms, 3),
+            "last_error": st.last_error,
+        }
+
+    async def _publish_health(self, status: str | None = None) -> None:
+        if status:
+            self.status = status
+        record = self.health_record()
+        interval = self.settings.service.health_interval
+        ns = self.settings.service.namespace
+        now = time.time()
+        proc = health.process_record(self.process_id, self.name, self.status, self.stats.last_error
+                                     or f"{len(self.wanted)} symbols", self.started_at, now,
+                                     {"exchange": self.name, "symbols": len(self.wanted), "host": self.host,
+                                      "pid": os.getpid()})
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(keys.health(ns, self.name), orjson.dumps(record), px=int(interval * 3000))
+                pipe.set(keys.process_data(self.process_id), orjson.dumps(proc), ex=keys.PROCESS_DATA_TTL)
+                if self.status == health.STOPPED:
+                    pipe.hdel(keys.process_active(), self.process_id)
+                    pipe.hdel(keys.PROCESS_COMPONENTS, self.name)
+                else:
+                    pipe.hset(keys.process_active(), self.process_id, health.iso(now))
+                    pipe.hset(keys.PROCESS_COMPONENTS, self.name, self.process_id)
+                await pipe.execute()
+            if self._health_failed:  # Redis is back (maybe empty): refill every symbol now
+                self._health_failed = False
+                self.writer.replay_all()
+        except (RedisError, OSError) as exc:
+            self._health_failed = True
+            self.log.debug(f"health record not written: {exc}")
+
+    async def _watch_parent(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            if os.getppid() != self.spec.parent_pid:
+                self.log.error("supervisor is gone; stopping")
+                self._exit_code = EXIT_PARENT_GONE
+                self.stop()
+                return
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """ccxt runs its receive loop in done-callbacks: a frame it cannot parse raises there and
+        silently stops that connection's receive loop. Say so in one line and reconnect now."""
+        exc = context.get("exception")
+        msg = f"{type(exc).__name__}: {exc}" if exc else str(context.get("message"))
+        self.log.error(f"unhandled error in event loop ({msg[:200]}); reconnecting")
+        self.stats.rejected[MALFORMED] += 1
+        self.stats.last_error = msg[:300]
+        if self.exchange is not None and not self._stop.is_set():
+            self.force_reconnect("receive loop failed")
+
+    # --- shutdown ---------------------------------------------------------------------------
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
+        self.status = health.STOPPING
+        for chunk in self.chunks:
+            if chunk.task:
+                chunk.task.cancel()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, *(c.task for c in self.chunks if c.task), return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.writer.flush_now(), 2.0)
+        except (Exception, asyncio.CancelledError) as exc:
+            self.log.error(f"final flush failed, {len(self.writer.pending)} symbols not written: {exc}")
+        await self._publish_final(health.STOPPED if self._exit_code in (EXIT_OK, EXIT_PARENT_GONE)
+                                  else health.ERROR)
+        await self._close()
+        self.log.info(f"stopped (exit {self._exit_code}); {self.stats.ticks} ticks accepted")
+
+    async def _publish_final(self, status: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._publish_health(status), 2.0)
+        if status != health.STOPPED:  # fullon: a failed process leaves the active list too
+            with contextlib.suppress(Exception):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.hdel(keys.process_active(), self.process_id)
+                    pipe.hdel(keys.PROCESS_COMPONENTS, self.name)
+                    await asyncio.wait_for(pipe.execute(), 1.0)
+
+    async def _close(self) -> None:
+        if self.exchange is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.exchange.close(), 3.0)
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+async def _read_markets(source: str) -> list[dict[str, Any]]:
+    """A markets snapshot: a JSON list of ccxt market dicts, from a file or an http(s) URL."""
+    try:
+        if source.startswith(("http://", "https://")):
+            import aiohttp
+
+            timeout = aiohttp.ClientTimeout(10)
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(source) as r:
+                r.raise_for_status()
+                data = orjson.loads(await r.read())
+        else:
+            # start-up only, before any subscription: a blocking read of a small file is fine
+            data = orjson.loads(Path(source).read_bytes())  # noqa: ASYNC240
+    except Exception as exc:  # file, HTTP or JSON: all mean the same to the operator
+        raise ConfigError(f"markets snapshot {source!r} unreadable: {type(exc).__name__}: {exc}") from None
+    if not isinstance(data, list) or not all(isinstance(m, dict) and "symbol" in m for m in data):
+        raise ConfigError(f"markets snapshot {source!r}: expected a JSON list of market objects")
+    return data
+
+
+# --- process entry points --------------------------------------------------------------------
+def run_process(spec: WorkerSpec) -> int:
+    """Entry point in a fresh process: logging, uvloop, run, exit code."""
+    from fullon_ticker_service import logs
+
+    svc = spec.settings.service
+    logs.setup(svc.log_level, svc.log_format, exchange=spec.exchange, component="worker")
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
+        runner = asyncio.run
+    try:
+        return runner(Worker(spec).run())
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def spawn_target(spec: WorkerSpec) -> None:
+    """multiprocessing target: exit with the worker's code."""
+    sys.exit(run_process(spec))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m fullon_ticker_service.worker EXCHANGE [SYMBOL ...] [--config FILE]`."""
+    import argparse
+
+    from fullon_ticker_service import config
+
+    p = argparse.ArgumentParser(prog="python -m fullon_ticker_service.worker",
+                                description="Run one exchange worker in the foreground.")
+    p.add_argument("exchange")
+    p.add_argument("symbols", nargs="*", help="unified symbols; default: the config file's catalog")
+    p.add_argument("--config", default=None)
+    args = p.parse_args(argv)
+    try:
+        settings = config.load(args.config)
+    except ConfigError as exc:
+        print(f"tickerctl worker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    symbols = tuple(args.symbols) or settings.exchange(args.exchange).symbols
+    return run_process(WorkerSpec(args.exchange, symbols, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The write path: coalesce the latest tick per symbol, flush it to Redis in one round trip.
+
+`put()` is called for every accepted tick (from ccxt's parse path, synchronously); it only
+replaces `pending[symbol]` and wakes the flusher. The flusher swaps the pending map out and
+sends it as one EVALSHA per ≤ BATCH symbols, all in a single pipeline (one round trip). While
+a flush is in flight new ticks accumulate, so the batch size adapts to the rate: one tick per
+flush when idle, hundreds under a burst, and never more than one round trip in flight.
+
+The Lua script writes the fullon keys (HSET tickers, SET ticker_time, PUBLISH ticker_updates)
+only when the stored `ticker_time` is not newer: nothing older ever overwrites something newer,
+also across worker restarts, a second writer, or values held back during a Redis outage.
+
+Redis down: pending stays in memory (one entry per symbol, so bounded), the flusher retries
+with short jittered backoff and the newest values go out on the first successful round trip.
+After any failure the next flush replays the latest accepted tick of *every* symbol (`latest`),
+so a Redis that came back empty is refilled at once, not symbol by symbol as ticks arrive; the
+script's time check makes that replay harmless when Redis kept its data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import orjson
+from loguru import logger
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from fullon_ticker_service import keys
+from fullon_ticker_service.backoff import delay
+from fullon_ticker_service.tick import Tick
+
+BATCH = 500  # symbols per script call: bounds how long one call blocks Redis (~1 ms)
+
+# KEYS[1] = tickers:{ex}; KEYS[2..n+1] = ticker_time:{ex}:{sym}
+# ARGV = per symbol: symbol, time (decimal string), json, channel
+WRITE_NEWER = """
+local written = 0
+for i = 2, #KEYS do
+  local j = (i - 2) * 4
+  local t = ARGV[j + 2]
+  local cur = redis.call('GET', KEYS[i])
+  if (not cur) or tonumber(cur) <= tonumber(t) then
+    redis.call('HSET', KEYS[1], ARGV[j + 1], ARGV[j + 3])
+    redis.call('SET', KEYS[i], t)
+    redis.call('PUBLISH', ARGV[j + 4], ARGV[j + 3])
+    written = written + 1
+  end
+end
+return written
+"""
+
+
+class TickWriter:
+    """Latest-per-symbol buffer plus the task that flushes it."""
+
+    def __init__(self, redis: Redis, exchange: str, min_interval: float = 0.0,
+                 on_redis_state: Callable[[bool, str], None] | None = None) -> None:
+        self.redis = redis
+        self.exchange = exchange
+        self.min_interval = min_interval
+        self.pending: dict[str, Tick] = {}
+        self.latest: dict[str, Tick] = {}  # last accepted tick per symbol, for replay after outages
+        self._replay = False
+        self._wake = asyncio.Event()
+        self._script = redis.register_script(WRITE_NEWER)
+        self._on_state = on_redis_state or (lambda up, err: None)
+        self.redis_up = True
+        # counters for the health record
+        self.flushes = 0
+        self.written = 0
+        self.older_in_redis = 0  # refused by the script: Redis already held a newer value
+        self.round_trips = 0
+        self.last_flush_ms = 0.0
+        self.max_pending = 0
+
+    def put(self, symbol: str, tick: Tick) -> None:
+        self.pending[symbol] = tick
+        self.latest[symbol] = tick
+        self._wake.set()
+
+    def discard(self, symbols: set[str]) -> None:
+        for s in symbols:
+            self.pending.pop(s, None)
+            self.latest.pop(s, None)
+
+    def replay_all(self) -> None:
+        """Re-send every symbol's latest tick on the next flush (Redis may have lost them)."""
+        self._replay = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Flush forever; cancelled by the worker at shutdown (then call `flush_now`)."""
+        attempt = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._replay:
+                for symbol, tick in self.latest.items():
+                    self.pending.setdefault(symbol, tick)
+            if not self.pending:
+                continue
+            try:
+                await self.flush_now()
+                attempt = 0
+                self._replay = False
+                if self.min_interval:
+                    await asyncio.sleep(self.min_interval)
+            except (RedisError, OSError) as exc:
+                attempt += 1
+                self._replay = True
+                self._set_state(False, f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(delay(attempt, 0.05, 0.5))  # back within 1 s of Redis' return
+                self._wake.set()
+
+    async def flush_now(self) -> int:
+        """Send everything pending in one round trip; on failure the batch is put back."""
+        batch, self.pending = self.pending, {}
+        if not batch:
+            return 0
+        self.max_pending = max(self.max_pending, len(batch))
+        started = time.perf_counter()
+        try:
+            written = await self._send(batch)
+        except BaseException:
+            for symbol, tick in batch.items():  # newer ticks that arrived meanwhile win
+                self.pending.setdefault(symbol, tick)
+            raise
+        self.last_flush_ms = (time.perf_counter() - started) * 1000
+        self.flushes += 1
+        self.round_trips += 1
+        self.written += written
+        self.older_in_redis += len(batch) - written
+        self._set_state(True, "")
+        return written
+
+    async def _send(self, batch: dict[str, Tick]) -> int:
+        ex = self.exchange
+        hkey = keys.tickers(ex)
+        items = list(batch.items())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(items), BATCH):
+                part = items[start:start + BATCH]
+                ks = [hkey]
+                args: list[str | bytes] = []
+                for symbol, tick in part:
+                    ks.append(keys.ticker_time(ex, symbol))
+                    args += (symbol, repr(tick["time"]), orjson.dumps(tick), keys.ticker_updates(ex, symbol))
+                await self._script(keys=ks, args=args, client=pipe)
+            results = await pipe.execute()
+        return sum(int(r) for r in results)
+
+    async def remove(self, symbols: set[str]) -> None:
+        """Delete symbols no longer collected, so no one reads a price that stopped updating."""
+        self.discard(symbols)
+        if not symbols:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(keys.tickers(self.exchange), *symbols)
+            pipe.delete(*(keys.ticker_time(self.exchange, s) for s in symbols))
+            await pipe.execute()
+
+    def _set_state(self, up: bool, error: str) -> None:
+        if up != self.redis_up:
+            self.redis_up = up
+            if up:
+                logger.info(f"redis reachable again; flushing {len(self.pending)} pending symbols")
+            else:
+                logger.error(f"redis unreachable, holding the latest tick per symbol in memory: {error}")
+        self._on_state(up, error)

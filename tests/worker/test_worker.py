@@ -1,0 +1,240 @@
+"""A real worker process, real ccxt, real Redis, the simulator speaking Binance."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import orjson
+import pytest
+
+from fullon_ticker_service.sim import SimExchange, Simulator
+from tests.conftest import eventually
+from tests.worker.helpers import all_match, health_of, settings_for, start_worker, stored
+
+
+@pytest.fixture
+async def sim():
+    async with Simulator([SimExchange("binance", symbols=20, rate=0)]) as s:
+        yield s
+
+
+@pytest.fixture
+def worker_proc():
+    procs = []
+
+    def start(*args, **kwargs):
+        p = start_worker(*args, **kwargs)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+        p.join(5)
+
+
+async def test_values_in_redis_equal_what_was_sent(sim, redis_db, worker_proc):
+    """Every symbol's stored tick equals the simulator's last frame, in the fullon layout."""
+    symbols = sim.symbols("binance")
+    pubsub = redis_db.pubsub()
+    await pubsub.psubscribe("ticker_updates:binance:*")
+    worker_proc(settings_for(sim, "binance"), "binance", symbols)
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 20, what="initial snapshot in redis")
+    sim.set_rate("binance", 400, count=200)
+    await sim.drained("binance")
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 10, what="burst values in redis")
+
+    got = await stored(redis_db, "binance")
+    for symbol, q in sim.last_good("binance").items():
+        tick = got[symbol]
+        assert tick["symbol"] == symbol and tick["exchange"] == "binance"
+        assert tick["price"] == q.last and tick["volume"] == q.volume
+        assert tick["time"] == q.ts_ms / 1000 and tick["time_source"] == "exchange"
+        assert tick["change"] == pytest.approx(q.change) and tick["percentage"] == pytest.approx(q.percentage, abs=1e-3)
+        assert await redis_db.get(f"ticker_time:binance:{symbol}") == repr(q.ts_ms / 1000).encode()
+    published, deadline = set(), time.monotonic() + 5
+    while len(published) < len(symbols) and time.monotonic() < deadline:
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if msg is not None:
+            published.add(orjson.loads(msg["data"])["symbol"])
+            assert msg["channel"].decode() == f"ticker_updates:binance:{orjson.loads(msg['data'])['symbol']}"
+    assert published == set(symbols)
+    await pubsub.aclose()
+
+    h = await health_of(redis_db, "binance")
+    assert h["status"] == "running" and h["symbols"] == len(symbols) and h["ticks"] >= 200
+    assert h["redis_round_trips"] <= h["flushes"]
+    pid = h["process_id"]
+    assert (await redis_db.hget("process:components", "binance")).decode() == pid
+    assert await redis_db.hexists("process:active:tick", pid)
+    proc_data = orjson.loads(await redis_db.get(f"process:data:{pid}"))
+    assert proc_data["process_type"] == "tick" and proc_data["component"] == "binance"
+    assert proc_data["status"] == "running" and "+00:00" in proc_data["updated_at"]
+    assert 86000 < await redis_db.ttl(f"process:data:{pid}") <= 86400
+
+
+@pytest.mark.slow
+async def test_burst_10k_per_second_500_symbols_leaves_nothing_stale(redis_db, worker_proc):
+    """After a ≥10k ticks/s burst over 500 symbols, every stored value is the last one sent."""
+    async with Simulator([SimExchange("binance", symbols=500, rate=0)]) as sim:
+        worker_proc(settings_for(sim, "binance"), "binance", sim.symbols("binance"))
+        await eventually(lambda: all_match(redis_db, sim, "binance"), 30, what="snapshot of 500 symbols")
+        ex = sim.exchanges["binance"]
+        before, t0 = ex.sent, time.monotonic()
+        sim.set_rate("binance", 12_000, count=24_000)
+        await sim.drained("binance", within=60)
+        sent_rate = (ex.sent - before) / (time.monotonic() - t0)
+        await eventually(lambda: all_match(redis_db, sim, "binance"), 15, what="zero stale symbols")
+        got = await stored(redis_db, "binance")
+        stale = [s for s, q in sim.last_good("binance").items() if got[s]["last"] != q.last]
+        assert stale == []
+        print(f"burst: offered 12000/s, simulator sent {sent_rate:.0f}/s")
+
+
+async def test_bad_values_and_older_ticks_are_never_stored(sim, redis_db, worker_proc):
+    """Negative, zero, crossed, older-timestamp and NaN frames are rejected and counted.
+
+    ccxt turns a zero price into None (-> no_price) and raises inside its own parser on "NaN",
+    which kills the receive loop: that one surfaces as `malformed` plus a reconnect.
+    """
+    worker_proc(settings_for(sim, "binance"), "binance", sim.symbols("binance"))
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 20, what="initial snapshot")
+    for kind in ("negative", "zero", "crossed", "older", "nan"):
+        await sim.fault("binance", kind, count=4 if kind != "nan" else 1)
+    sim.set_rate("binance", 100, count=60)  # 17 bad frames among 60
+    await sim.drained("binance")
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 10, what="last good values")
+
+    async def counted():
+        h = await health_of(redis_db, "binance")
+        r = h["rejected"] if h else {}
+        return (r.get("not_positive", 0) == 4 and r.get("no_price", 0) == 4 and r.get("crossed", 0) == 4
+                and r.get("older", 0) == 4 and r.get("malformed", 0) >= 1) and r
+
+    await eventually(counted, 5, what="rejections counted per reason")
+
+
+async def test_socket_close_reconnects_and_resumes(sim, redis_db, worker_proc):
+    """When the exchange closes every socket the worker reconnects and keeps storing."""
+    worker_proc(settings_for(sim, "binance"), "binance", sim.symbols("binance"))
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 20, what="initial snapshot")
+    await sim.fault("binance", "close")
+    await eventually(lambda: sim.exchanges["binance"].state()["subscriptions"] == 20, 10, what="resubscribed")
+    sim.set_rate("binance", 200, count=100)
+    await sim.drained("binance")
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 10, what="values after reconnect")
+    h = await eventually(lambda: health_of(redis_db, "binance"), 5)
+    assert sim.exchanges["binance"].state()["connections_accepted"] >= 2
+    assert h["status"] == "running"
+
+
+async def test_stall_is_detected_by_the_watchdog(sim, redis_db, worker_proc):
+    """A socket that stays open but silent is reconnected by the staleness watchdog."""
+    worker_proc(settings_for(sim, "binance", stale_after=1.0), "binance", sim.symbols("binance"))
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 20, what="initial snapshot")
+    sim.set_rate("binance", 50)
+    accepted = sim.exchanges["binance"].state()["connections_accepted"]
+    await sim.fault("binance", "stall", seconds=2.5)
+
+    async def kicked():
+        h = await health_of(redis_db, "binance")
+        return h and h["stale_reconnects"] >= 1
+
+    await eventually(kicked, 6, what="watchdog reconnect")
+    await eventually(lambda: sim.exchanges["binance"].state()["connections_accepted"] > accepted, 10,
+                     what="a new connection")
+    sim.set_rate("binance", 200, count=100)
+    await sim.drained("binance")
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 10, what="values after the stall")
+
+
+async def test_malformed_frames_reconnect_and_resume(sim, redis_db, worker_proc):
+    """Garbage frames stop ccxt's receive loop; the worker notices, reconnects and resumes."""
+    worker_proc(settings_for(sim, "binance"), "binance", sim.symbols("binance"))
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 20, what="initial snapshot")
+    accepted = sim.exchanges["binance"].state()["connections_accepted"]
+    await sim.fault("binance", "malformed", count=3)
+    await eventually(lambda: sim.exchanges["binance"].state()["connections_accepted"] > accepted, 10,
+                     what="reconnect after garbage")
+    sim.set_rate("binance", 200, count=100)
+    await sim.drained("binance")
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 10, what="values after garbage")
+    h = await health_of(redis_db, "binance")
+    assert h["rejected"].get("malformed", 0) >= 1
+
+
+async def test_redis_killed_and_restarted_empty(sim, private_redis, worker_proc):
+    """With Redis gone the worker keeps collecting; a fresh empty Redis holds every newest value within 1 s."""
+    from redis.asyncio import Redis
+
+    r = Redis.from_url(private_redis.url)
+    worker_proc(settings_for(sim, "binance", redis_url=private_redis.url), "binance", sim.symbols("binance"))
+    await eventually(lambda: all_match(r, sim, "binance"), 20, what="initial snapshot")
+    private_redis.kill()
+    sim.set_rate("binance", 200, count=100)  # ticks arrive while Redis is down
+    await sim.drained("binance")
+    private_redis.start()
+    t0 = time.monotonic()
+    await eventually(lambda: all_match(r, sim, "binance"), 5, interval=0.01, what="refill after restart")
+    refill = time.monotonic() - t0
+    assert refill < 1.0, f"took {refill:.2f}s"
+    h = await eventually(lambda: health_of(r, "binance"), 5, what="health record back")
+    assert h["redis"] == "up"
+    await r.aclose()
+
+
+async def test_older_value_in_redis_is_not_overwritten(sim, redis_db, worker_proc):
+    """A newer ticker_time already in Redis (another writer, a restart) wins over our tick."""
+    symbol = sim.symbols("binance")[0]
+    future = time.time() + 3600
+    await redis_db.hset("tickers:binance", symbol, orjson.dumps({"symbol": symbol, "price": 1.0}))
+    await redis_db.set(f"ticker_time:binance:{symbol}", repr(future))
+    worker_proc(settings_for(sim, "binance"), "binance", sim.symbols("binance"))
+
+    async def others_written():
+        got = await stored(redis_db, "binance")
+        return len(got) == 20 and got
+
+    got = await eventually(others_written, 20, what="other symbols written")
+    assert got[symbol] == {"symbol": symbol, "price": 1.0}
+    assert float(await redis_db.get(f"ticker_time:binance:{symbol}")) == future
+
+    async def refused():
+        h = await health_of(redis_db, "binance")
+        return h and h["older_in_redis"] >= 1
+
+    await eventually(refused, 5, what="the refusal counted")
+
+
+async def test_sigterm_exits_zero_and_marks_stopped(sim, redis_db, worker_proc):
+    """SIGTERM flushes, marks the health record stopped, leaves fullon's active list, exits 0."""
+    proc = worker_proc(settings_for(sim, "binance"), "binance", sim.symbols("binance"))
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 20, what="initial snapshot")
+    pid = (await health_of(redis_db, "binance"))["process_id"]
+    os.kill(proc.pid, signal.SIGTERM)
+    await eventually(lambda: not proc.is_alive(), 10, what="worker exit")
+    assert proc.exitcode == 0
+    h = await health_of(redis_db, "binance")
+    assert h["status"] == "stopped"
+    assert not await redis_db.hexists("process:active:tick", pid)
+    assert not await redis_db.hexists("process:components", "binance")
+    assert orjson.loads(await redis_db.get(f"process:data:{pid}"))["status"] == "stopped"
+
+
+async def test_unknown_exchange_and_symbols_are_config_errors(sim, redis_db, worker_proc):
+    """An unknown ccxt id or no listed symbol exits with the config-error code, saying why."""
+    from fullon_ticker_service.config import ExchangeSettings
+    from fullon_ticker_service.worker import EXIT_CONFIG
+
+    s = settings_for(sim, "binance")
+    bogus = s.__class__(redis=s.redis, service=s.service,
+                        exchanges={"nosuchx": ExchangeSettings(ccxt_id="nosuchexchange")})
+    p1 = worker_proc(bogus, "nosuchx", ["BTC/USDT"])
+    p2 = worker_proc(s, "binance", ["NOPE/USDT"])
+    await eventually(lambda: not p1.is_alive() and not p2.is_alive(), 20, what="both workers to exit")
+    assert (p1.exitcode, p2.exitcode) == (EXIT_CONFIG, EXIT_CONFIG)
+    h = await health_of(redis_db, "binance")
+    assert h["status"] == "error" and "NOPE/USDT" in h["last_error"]
