@@ -19,14 +19,20 @@ class Plan:
     unwatch: bool = True  # ccxt has un_watch_* for this exchange and it works per chunk
 
 
-# Facts from ccxt 4.5.90 and the exchanges' documentation:
-# - binance*: `ticker` stream has bid/ask (miniTicker has none); 200 streams per connection,
-#   ccxt keys a connection on the exact symbol list, so we keep chunks stable.
-# - okx: one subscribe request for every symbol makes frames too large: chunk.
-# - bybit: v5 public allows 10 args per subscribe request; ccxt sends one request per call.
-# - kraken: websocket v2, unified symbols; no timestamp in ticker frames.
-# - hyperliquid: watch_tickers is `allMids` (mid only); watch_ticker is activeAssetCtx.
-# - coinbase: Advanced Trade; ~900 products in one subscription gets the socket closed.
+# Facts from ccxt 4.5.90 and the exchanges' documentation (checked against the simulator):
+# - binance*: the `ticker` stream has bid/ask (default miniTicker has none); 200 streams per
+#   connection. ccxt keys a connection on the exact symbol list, so a subset cannot be
+#   unwatched: we always unwatch whole chunks (what `_drop_chunk` does).
+# - okx: ccxt sends every symbol in one subscribe request (frames too large): we chunk.
+#   Partial unwatch works on the same socket.
+# - bybit: at most 10 args per subscribe request on spot (more -> an error that fails every
+#   waiter on the socket); ccxt does not chunk, so we do, by 10.
+# - kraken: websocket v2 with unified symbols; ticker frames carry no timestamp.
+# - hyperliquid: watch_tickers is `allMids` (mid only); watch_ticker (activeAssetCtx) gives
+#   last (midPx) and impact bid/ask, one subscription per coin on one socket. No timestamps.
+# - coinbase: watch_tickers is `ticker_batch`, batched every 5 s upstream: too slow for us.
+#   watch_ticker (`ticker`) is real time. A partial unwatch never resolves in ccxt (it waits
+#   for an empty subscription list), so removed symbols are only ignored, not unwatched.
 PLANS: dict[str, Plan] = {
     "binance": Plan("watch_tickers", {"name": "ticker"}, 100),
     "binanceus": Plan("watch_tickers", {"name": "ticker"}, 100),
@@ -36,7 +42,7 @@ PLANS: dict[str, Plan] = {
     "bybit": Plan("watch_tickers", {}, 10),
     "kraken": Plan("watch_tickers", {}, 50),
     "hyperliquid": Plan("watch_ticker", {}, 1),
-    "coinbase": Plan("watch_tickers", {}, 50),
+    "coinbase": Plan("watch_ticker", {}, 1, unwatch=False),
 }
 
 

@@ -25,6 +25,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,10 @@ class Stats:
 
 
 class Worker:
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, control: Connection | None = None) -> None:
         self.spec = spec
+        self.control = control  # symbol sets from the supervisor; EOF = supervisor gone
+        self._control_queue: asyncio.Queue[tuple[str, ...] | None] = asyncio.Queue()
         self.name = spec.exchange
         self.settings = spec.settings
         self.cfg: ExchangeSettings = spec.settings.exchange(spec.exchange)
@@ -184,6 +187,9 @@ class Worker:
         ]
         if self.spec.parent_pid:
             tasks.append(asyncio.create_task(self._watch_parent(), name="parent"))
+        if self.control is not None:
+            loop.add_reader(self.control.fileno(), self._on_control)
+            tasks.append(asyncio.create_task(self._control_loop(), name="control"))
         self._subscribe(sorted(self.wanted))
         self.status = health.RUNNING
         self.log.info(f"collecting {len(self.wanted)} symbols via {self.plan.method} "  # type: ignore[union-attr]
@@ -436,6 +442,26 @@ class Worker:
                 self.stop()
                 return
 
+    def _on_control(self) -> None:
+        """Readable control pipe: queue each symbol set; EOF means the supervisor is gone."""
+        assert self.control is not None
+        try:
+            while self.control.poll():
+                self._control_queue.put_nowait(tuple(self.control.recv()))
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(self.control.fileno())
+            self._control_queue.put_nowait(None)
+
+    async def _control_loop(self) -> None:
+        while True:
+            symbols = await self._control_queue.get()
+            if symbols is None:
+                self.log.error("supervisor is gone (control pipe closed); stopping")
+                self._exit_code = EXIT_PARENT_GONE
+                self.stop()
+                return
+            await self.update_symbols(set(symbols))
+
     async def _sleep_or_stop(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
@@ -513,7 +539,7 @@ async def _read_markets(source: str) -> list[dict[str, Any]]:
 
 
 # --- process entry points --------------------------------------------------------------------
-def run_process(spec: WorkerSpec) -> int:
+def run_process(spec: WorkerSpec, control: Connection | None = None) -> int:
     """Entry point in a fresh process: logging, uvloop, run, exit code."""
     from fullon_ticker_service import logs
 
@@ -526,14 +552,18 @@ def run_process(spec: WorkerSpec) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
         runner = asyncio.run
     try:
-        return runner(Worker(spec).run())
+        return runner(_run(spec, control))
     except KeyboardInterrupt:
         return EXIT_OK
 
 
-def spawn_target(spec: WorkerSpec) -> None:
+async def _run(spec: WorkerSpec, control: Connection | None) -> int:
+    return await Worker(spec, control).run()  # built inside the loop it runs on
+
+
+def spawn_target(spec: WorkerSpec, control: Connection | None = None) -> None:
     """multiprocessing target: exit with the worker's code."""
-    sys.exit(run_process(spec))
+    sys.exit(run_process(spec, control))
 
 
 def main(argv: list[str] | None = None) -> int:

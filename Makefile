@@ -1,0 +1,32 @@
+# Quick start: `make demo` runs the service on the bundled simulator; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo sim lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+test: install
+	scripts/ensure-services redis postgres
+	$(BIN)/pytest -q
+
+demo: install
+	scripts/ensure-services redis
+	$(BIN)/tickerctl demo
+
+sim: install
+	$(BIN)/tickerctl sim
+
+lint: install
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,226 @@
+"""`tickerctl`: a thin CLI; each command makes one call into the core."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import typer
+
+from fullon_ticker_service import config, logs
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Real-time crypto tickers from ccxt.pro websockets into Redis (fullon layout).")
+db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL catalog.")
+sim_app = typer.Typer(help="The local exchange simulator (run it, or inject faults into a running one).")
+app.add_typer(db_app, name="db")
+app.add_typer(sim_app, name="sim")
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config (default: $TICKER_CONFIG or config/tickerctl.toml)")
+
+
+def _settings(path: Path | None) -> config.Settings:
+    try:
+        s = config.load(path)
+    except config.ConfigError as exc:
+        typer.echo(f"tickerctl: configuration error: {exc}", err=True)
+        raise typer.Exit(3) from None
+    logs.setup(s.service.log_level, s.service.log_format)
+    return s
+
+
+@app.command()
+def up(cfg: Path | None = ConfigOpt,
+       detach: bool = typer.Option(False, "--detach", "-d", help="run in the background (pidfile)")) -> None:
+    """Start the supervisor and one worker per active exchange (foreground by default)."""
+    from fullon_ticker_service.supervisor import AlreadyRunning, Supervisor, pid_path
+
+    settings = _settings(cfg)
+    if detach:
+        log = pid_path(settings).with_suffix(".log")
+        args = [sys.executable, "-m", "fullon_ticker_service.cli", "up"] + (["--config", str(cfg)] if cfg else [])
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(1.0)
+        if proc.poll() is not None:
+            typer.echo(f"tickerctl: supervisor exited at once (code {proc.returncode}); see {log}", err=True)
+            raise typer.Exit(proc.returncode or 1)
+        pid_path(settings).write_text(str(proc.pid))
+        typer.echo(f"supervisor started in the background, pid {proc.pid}; log {log}")
+        return
+    try:
+        code = Supervisor(settings).run()
+    except AlreadyRunning as exc:
+        typer.echo(f"tickerctl: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def down(cfg: Path | None = ConfigOpt, timeout: float = typer.Option(20.0, help="seconds before giving up")) -> None:
+    """Stop a running supervisor gracefully (SIGTERM, then wait)."""
+    from fullon_ticker_service.supervisor import lock_path
+
+    settings = _settings(cfg)
+    try:
+        pid = int(lock_path(settings).read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        typer.echo("tickerctl: no supervisor is running for this namespace on this host", err=True)
+        raise typer.Exit(1) from None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            typer.echo(f"supervisor {pid} stopped")
+            return
+        time.sleep(0.1)
+    typer.echo(f"tickerctl: supervisor {pid} still running after {timeout:g}s", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def ps(cfg: Path | None = ConfigOpt, as_json: bool = typer.Option(False, "--json", help="JSON array")) -> None:
+    """Show every worker: status, restarts, uptime, symbols, ticks/s, last tick age, last error."""
+    from fullon_ticker_service import status
+
+    settings = _settings(cfg)
+    sup, records = _collect(settings)
+    table = status.rows(sup, records, time.time(), settings.service.health_interval)
+    typer.echo(orjson.dumps(table).decode() if as_json else status.table_text(table))
+
+
+@app.command()
+def health(cfg: Path | None = ConfigOpt,
+           max_age: float = typer.Option(60.0, help="oldest acceptable last tick (s)")) -> None:
+    """Exit 0 when every active exchange has a fresh running worker; else 1, one line per problem."""
+    from fullon_ticker_service import status
+
+    settings = _settings(cfg)
+    sup, records = _collect(settings)
+    table = status.rows(sup, records, time.time(), settings.service.health_interval)
+    issues = status.problems(table, sup, max_age)
+    for line in issues:
+        typer.echo(line)
+    if issues:
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(table)} exchanges running")
+
+
+def _collect(settings: config.Settings):  # type: ignore[no-untyped-def]
+    from redis.exceptions import RedisError
+
+    from fullon_ticker_service import status
+
+    try:
+        return status.collect(settings)
+    except (RedisError, OSError) as exc:
+        typer.echo(f"tickerctl: cannot read Redis at {logs.mask_secrets(settings.redis.dsn())}: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def worker(exchange: str, symbols: list[str] = typer.Argument(None), cfg: Path | None = ConfigOpt) -> None:
+    """Run one exchange worker in the foreground (debugging)."""
+    from fullon_ticker_service.worker import WorkerSpec, run_process
+
+    settings = _settings(cfg)
+    syms = tuple(symbols or ()) or settings.exchange(exchange).symbols
+    raise typer.Exit(run_process(WorkerSpec(exchange, syms, settings)))
+
+
+@db_app.command("init")
+def db_init(cfg: Path | None = ConfigOpt,
+            seed: Path | None = typer.Option(None, help="TOML catalog to seed ([exchanges.X] symbols=[...])")) -> None:
+    """Create the fullon catalog tables if missing, install change triggers, seed."""
+    from fullon_ticker_service import catalog
+
+    settings = _settings(cfg)
+    if not settings.database.enabled:
+        typer.echo("tickerctl: no database configured (set DATABASE_URL or DB_HOST...)", err=True)
+        raise typer.Exit(3)
+    try:
+        with catalog.connect(settings) as conn:
+            for line in catalog.db_init(conn, seed, settings.database.admin_mail):
+                typer.echo(line)
+    except config.ConfigError as exc:
+        typer.echo(f"tickerctl: {exc}", err=True)
+        raise typer.Exit(3) from None
+    except Exception as exc:
+        typer.echo(f"tickerctl: database error: {logs.mask_secrets(str(exc)).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
+
+
+@sim_app.callback(invoke_without_command=True)
+def sim(ctx: typer.Context,
+        host: str = typer.Option("127.0.0.1", help="bind address (loopback)"),
+        port: int = typer.Option(8765),
+        exchanges: str = typer.Option("binance,okx,bybit,kraken,hyperliquid,coinbase", help="comma list"),
+        symbols: int = typer.Option(20, help="symbols per exchange"),
+        rate: float = typer.Option(50.0, help="ticks/s per exchange")) -> None:
+    """Run the exchange simulator in the foreground."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from fullon_ticker_service.sim.server import SimExchange, serve
+
+    logs.setup("INFO", "trading", component="sim")
+    specs = [SimExchange(e.strip(), symbols, rate) for e in exchanges.split(",") if e.strip()]
+    try:
+        asyncio.run(serve(specs, host, port))
+    except KeyboardInterrupt:
+        pass
+    except ValueError as exc:
+        typer.echo(f"tickerctl sim: {exc}", err=True)
+        raise typer.Exit(3) from None
+
+
+@sim_app.command("fault")
+def sim_fault(action: str = typer.Argument(..., help="close|stall|resume|malformed|refuse|rate|nan|negative|..."),
+              exchange: str = typer.Option(..., "--exchange", "-e"),
+              count: int = typer.Option(1), seconds: float | None = typer.Option(None),
+              rate: float | None = typer.Option(None), url: str = typer.Option("http://127.0.0.1:8765")) -> None:
+    """Inject a fault into a running simulator."""
+    import urllib.request
+
+    body = orjson.dumps({"exchange": exchange, "action": action, "count": count, "seconds": seconds, "rate": rate})
+    req = urllib.request.Request(f"{url}/_sim/control", body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            typer.echo(r.read().decode())
+    except Exception as exc:
+        typer.echo(f"tickerctl sim fault: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def demo(cfg: Path = typer.Option(Path("config/demo.toml"), "--config", "-c")) -> None:
+    """Run the simulator and the supervisor with the demo catalog (Ctrl-C stops both)."""
+    from fullon_ticker_service.supervisor import AlreadyRunning, Supervisor
+
+    settings = _settings(cfg)
+    sim_proc = subprocess.Popen([sys.executable, "-m", "fullon_ticker_service.cli", "sim"], start_new_session=True)
+    time.sleep(1.5)
+    if sim_proc.poll() is not None:
+        typer.echo("tickerctl demo: the simulator did not start (port 8765 busy?)", err=True)
+        raise typer.Exit(1)
+    typer.echo("simulator on http://127.0.0.1:8765; watch with: .venv/bin/tickerctl ps -c config/demo.toml")
+    try:
+        code = Supervisor(settings).run()
+    except AlreadyRunning as exc:
+        typer.echo(f"tickerctl: {exc}", err=True)
+        code = 2
+    finally:
+        sim_proc.terminate()
+        sim_proc.wait(10)
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    app()

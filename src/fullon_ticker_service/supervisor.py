@@ -1,0 +1,417 @@
+"""The supervisor: one worker process per active exchange, kept matching the catalog.
+
+A short tick (`TICK` s, woken early by signals and catalog NOTIFYs) does, in order:
+dispatch signals -> reap exited workers (restart policy) -> kill workers whose heartbeat
+stopped -> refresh the catalog when due -> reconcile desired vs. running -> publish state.
+Signal handlers only record the signal. Restarts are scheduled (`start_at`), never slept.
+Workers are started with the `spawn` context: they inherit no sockets, DB connections or
+event-loop state, and they exit by themselves when this process disappears.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import multiprocessing
+import os
+import select
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis as redis_sync
+from loguru import logger
+
+from fullon_ticker_service import catalog as cat
+from fullon_ticker_service import health, keys
+from fullon_ticker_service.backoff import delay
+from fullon_ticker_service.config import Settings
+from fullon_ticker_service.policy import RestartPolicy, RestartState, after_exit
+from fullon_ticker_service.worker import WorkerSpec, spawn_target
+
+TICK = 0.5
+STOP_TIMEOUT = 10.0  # graceful stop deadline before SIGKILL
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+@dataclass
+class Slot:
+    """One exchange under supervision."""
+
+    name: str
+    symbols: tuple[str, ...]
+    status: str = "starting"  # starting, running, backoff, stale, stopping, stopped, failed
+    proc: Any = None  # multiprocessing.Process
+    control: Connection | None = None
+    started_at: float = 0.0  # monotonic
+    start_at: float = 0.0  # monotonic time of the next (re)start
+    restarts: int = 0
+    restart: RestartState = field(default_factory=RestartState)
+    last_error: str = ""
+    stopping_since: float = 0.0
+
+
+def runtime_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/tickerctl-{os.getuid()}"
+    path = Path(base)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def lock_path(settings: Settings) -> Path:
+    """One supervisor per Redis namespace on a host: the lock file is keyed by both."""
+    key = hashlib.sha1(f"{settings.redis.host}:{settings.redis.port}:{settings.redis.db}:{settings.redis.url}:"
+                       f"{settings.service.namespace}".encode()).hexdigest()[:12]
+    return runtime_dir() / f"tickerctl-{settings.service.namespace}-{key}.lock"
+
+
+def pid_path(settings: Settings) -> Path:
+    return lock_path(settings).with_suffix(".pid")
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, policy: RestartPolicy | None = None,
+                 target: Any = spawn_target, catalog: cat.Catalog | None = None) -> None:
+        self.settings = settings
+        self.policy = policy or RestartPolicy()
+        self.target = target
+        self.fixed_catalog = catalog  # tests / API: a catalog that does not come from a source
+        self.slots: dict[str, Slot] = {}
+        self.signals: list[int] = []
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.ctx = multiprocessing.get_context("spawn")
+        self.log = logger.bind(component="supervisor")
+        self.redis = redis_sync.Redis.from_url(settings.redis.dsn(), socket_connect_timeout=1, socket_timeout=2)
+        self.pg: Any = None
+        self.next_catalog_at = 0.0
+        self.catalog_attempt = 0
+        self.catalog: cat.Catalog | None = None
+        self.host = socket.gethostname()
+        self._lock_fd: int | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        self._clean_exit = True
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def acquire_lock(self) -> None:
+        path = lock_path(self.settings)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(f"another supervisor (pid {other}) already runs for namespace "
+                                 f"{self.settings.service.namespace!r} on this Redis; not starting") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns 0 when every worker stopped cleanly."""
+        self.acquire_lock()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._wake_w)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, self._on_signal)
+        self.log.info(f"supervisor pid {os.getpid()} starting; catalog from "
+                      f"{'PostgreSQL' if self.settings.database.enabled and self.fixed_catalog is None else 'config'}")
+        try:
+            while True:
+                self._dispatch_signals()
+                self.reap()
+                if self.stopping:
+                    if self._stopped_all():
+                        break
+                    self._enforce_stop_deadline()
+                else:
+                    self.check_heartbeats()
+                    self.refresh_catalog()
+                    self.reconcile()
+                self.publish()
+                self._wait(TICK)
+        finally:
+            self._kill_all()
+            self._clear_state()
+            with contextlib.suppress(Exception):
+                self.redis.close()
+            if self.pg is not None:
+                with contextlib.suppress(Exception):
+                    self.pg.close()
+        self.log.info("supervisor stopped")
+        return 0 if self._clean_exit else 1
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signals.append(signum)
+
+    def _dispatch_signals(self) -> None:
+        while self.signals:
+            sig = self.signals.pop(0)
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                if self.stopping:
+                    self.log.warning("second stop signal: killing workers now")
+                    self.stop_deadline = 0.0
+                else:
+                    self.begin_stop()
+            elif sig == signal.SIGHUP:
+                self.log.info("SIGHUP: re-reading the catalog")
+                self.next_catalog_at = 0.0
+                if self.fixed_catalog is None and not self.settings.database.enabled:
+                    self._reload_config()
+
+    def _reload_config(self) -> None:
+        from fullon_ticker_service import config
+
+        try:
+            self.settings = config.load(self.settings.source if self.settings.source.endswith(".toml") else None)
+        except config.ConfigError as exc:
+            self.log.error(f"SIGHUP: config not reloaded: {exc}")
+
+    def begin_stop(self) -> None:
+        self.log.info(f"stopping {sum(1 for s in self.slots.values() if self._alive(s))} worker(s)")
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + STOP_TIMEOUT
+        for slot in self.slots.values():
+            self._terminate(slot)
+
+    def _wait(self, seconds: float) -> None:
+        fds = [self._wake_r]
+        if self.pg is not None:
+            fds.append(self.pg.fileno())
+        with contextlib.suppress(InterruptedError, OSError, ValueError):
+            ready, _, _ = select.select(fds, [], [], seconds)
+            if self._wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 512)
+            if self.pg is not None and self.pg.fileno() in ready:
+                self._drain_notifies()
+
+    # --- workers ----------------------------------------------------------------------------
+    def spawn_worker(self, slot: Slot) -> None:
+        parent_end, child_end = self.ctx.Pipe(duplex=False)
+        spec = WorkerSpec(slot.name, slot.symbols, self.settings, parent_pid=os.getpid())
+        proc = self.ctx.Process(target=self.target, args=(spec, parent_end), name=f"tick-{slot.name}", daemon=False)
+        proc.start()
+        parent_end.close()
+        slot.proc, slot.control = proc, child_end
+        slot.started_at = time.monotonic()
+        slot.status = "starting"
+        self.log.info(f"{slot.name}: started worker pid {proc.pid} ({len(slot.symbols)} symbols)")
+
+    def reap(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots.values():
+            proc = slot.proc
+            if proc is None or proc.is_alive():
+                continue
+            proc.join(0)
+            code = proc.exitcode
+            uptime = now - slot.started_at
+            slot.proc = None
+            if slot.control is not None:
+                slot.control.close()
+                slot.control = None
+            if slot.status == "stopping" or self.stopping:
+                slot.status = "stopped"
+                if code not in (0, None):
+                    self._clean_exit = False
+                self.log.info(f"{slot.name}: worker exited ({code})")
+                continue
+            slot.last_error = self._worker_error(slot) or slot.last_error
+            decision = after_exit(slot.restart, self.policy, code, uptime, now)
+            slot.status = decision.status
+            if decision.start_at is not None:
+                slot.start_at = decision.start_at
+            if decision.status == "failed":
+                self.log.error(f"{slot.name}: parked as failed: {decision.reason}; last error: {slot.last_error}")
+            else:
+                self.log.warning(f"{slot.name}: {decision.reason}")
+
+    def _worker_error(self, slot: Slot) -> str:
+        with contextlib.suppress(Exception):
+            raw = self.redis.get(keys.health(self.settings.service.namespace, slot.name))
+            if raw:
+                return str(orjson.loads(raw).get("last_error") or "")
+        return ""
+
+    def check_heartbeats(self) -> None:
+        """Kill a worker whose event loop stopped writing its health record (hung loop)."""
+        now_m, now = time.monotonic(), time.time()
+        for slot in self.slots.values():
+            if not self._alive(slot) or slot.status == "stopping":
+                continue
+            try:
+                raw = self.redis.get(keys.health(self.settings.service.namespace, slot.name))
+            except redis_sync.RedisError:
+                return  # cannot tell a hung worker from a Redis outage: judge nobody
+            rec = health.decode(slot.name, raw, now, self.settings.service.health_interval)
+            if rec.pid == slot.proc.pid and rec.status in ("running", "error"):
+                slot.status = "running"
+                if rec.status == "error" and rec.last_error:
+                    slot.last_error = rec.last_error
+                age = now - rec.updated_at
+            else:
+                age = now_m - slot.started_at  # not reported yet (or an older worker's record)
+                if age < self.policy.start_grace:
+                    continue
+            limit = self.policy.heartbeat_timeout if rec.pid == slot.proc.pid else self.policy.start_grace
+            if age > limit:
+                slot.last_error = f"no heartbeat for {age:.0f}s; killed"
+                self.log.error(f"{slot.name}: {slot.last_error}")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.proc.pid, signal.SIGKILL)
+
+    def reconcile(self) -> None:
+        if self.catalog is None:
+            return
+        now = time.monotonic()
+        for name, symbols in self.catalog.items():
+            slot = self.slots.get(name)
+            if slot is None:
+                slot = self.slots[name] = Slot(name, symbols)
+                self.spawn_worker(slot)
+                continue
+            if symbols != slot.symbols:
+                slot.symbols = symbols
+                if self._alive(slot) and slot.control is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        slot.control.send(symbols)
+                        self.log.info(f"{slot.name}: sent {len(symbols)} symbols to the worker")
+                elif slot.status == "failed":
+                    slot.status, slot.start_at, slot.restart = "backoff", now, RestartState()
+            if slot.status == "stopped":  # re-activated
+                slot.status, slot.start_at = "backoff", now
+            if slot.proc is None and slot.status == "backoff" and now >= slot.start_at:
+                slot.restarts += 1
+                self.spawn_worker(slot)
+        for name, slot in list(self.slots.items()):
+            if name not in self.catalog:
+                if self._alive(slot):
+                    if slot.status != "stopping":
+                        self.log.info(f"{name}: no longer active; stopping its worker")
+                        self._terminate(slot)
+                    elif time.monotonic() - slot.stopping_since > STOP_TIMEOUT:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(slot.proc.pid, signal.SIGKILL)
+                else:
+                    del self.slots[name]
+
+    def _terminate(self, slot: Slot) -> None:
+        if self._alive(slot):
+            slot.status = "stopping"
+            slot.stopping_since = time.monotonic()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(slot.proc.pid, signal.SIGTERM)
+        elif slot.status in ("backoff", "starting"):
+            slot.status = "stopped"
+
+    @staticmethod
+    def _alive(slot: Slot) -> bool:
+        return slot.proc is not None and slot.proc.is_alive()
+
+    def _stopped_all(self) -> bool:
+        return not any(self._alive(s) for s in self.slots.values())
+
+    def _enforce_stop_deadline(self) -> None:
+        if time.monotonic() >= self.stop_deadline:
+            for slot in self.slots.values():
+                if self._alive(slot):
+                    self.log.error(f"{slot.name}: did not stop in time; SIGKILL")
+                    self._clean_exit = False
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(slot.proc.pid, signal.SIGKILL)
+            self.stop_deadline = time.monotonic() + 5
+
+    def _kill_all(self) -> None:
+        for slot in self.slots.values():
+            if self._alive(slot):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.proc.pid, signal.SIGKILL)
+                slot.proc.join(5)
+
+    # --- catalog ----------------------------------------------------------------------------
+    def refresh_catalog(self) -> None:
+        now = time.monotonic()
+        if now < self.next_catalog_at:
+            return
+        if self.fixed_catalog is not None:
+            self._set_catalog(self.fixed_catalog)
+            self.next_catalog_at = float("inf")
+            return
+        if not self.settings.database.enabled:
+            self._set_catalog(cat.from_config(self.settings))
+            self.next_catalog_at = float("inf")  # until SIGHUP
+            return
+        try:
+            if self.pg is None:
+                self.pg = cat.connect(self.settings)
+                self.pg.execute(f"LISTEN {cat.CHANNEL}")
+            catalog, problems = cat.load_pg(self.pg, self.settings)
+            for p in problems:
+                self.log.error(f"catalog: {p}")
+            self._set_catalog(catalog)
+            self.catalog_attempt = 0
+            self.next_catalog_at = now + self.settings.database.poll_interval
+        except Exception as exc:
+            self.catalog_attempt += 1
+            wait = delay(self.catalog_attempt, 1.0, 30.0)
+            state = "keeping the last catalog" if self.catalog is not None else "no catalog yet"
+            self.log.error(f"catalog from PostgreSQL failed ({_one_line(exc)}); {state}; retry in {wait:.1f}s")
+            if self.pg is not None:
+                with contextlib.suppress(Exception):
+                    self.pg.close()
+            self.pg = None
+            self.next_catalog_at = now + wait
+
+    def _drain_notifies(self) -> None:
+        try:
+            for _ in self.pg.notifies(timeout=0, stop_after=1000):
+                self.next_catalog_at = 0.0
+        except Exception as exc:
+            self.log.error(f"catalog listener lost ({_one_line(exc)})")
+            with contextlib.suppress(Exception):
+                self.pg.close()
+            self.pg = None
+            self.next_catalog_at = 0.0
+
+    def _set_catalog(self, catalog: cat.Catalog) -> None:
+        if catalog != self.catalog:
+            self.log.info(f"catalog: {len(catalog)} exchanges, {sum(len(v) for v in catalog.values())} symbols")
+        self.catalog = catalog
+
+    # --- state for `tickerctl ps` -------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "host": self.host, "pid": os.getpid(), "updated_at": time.time(), "stopping": self.stopping,
+            "exchanges": {
+                s.name: {"status": s.status, "pid": s.proc.pid if s.proc is not None else None,
+                         "restarts": s.restarts, "symbols": len(s.symbols), "last_error": s.last_error,
+                         "next_start_in": round(max(0.0, s.start_at - now), 2) if s.status == "backoff" else None}
+                for s in self.slots.values()
+            },
+        }
+
+    def publish(self) -> None:
+        with contextlib.suppress(redis_sync.RedisError, OSError):
+            self.redis.set(keys.supervisor_state(self.settings.service.namespace), orjson.dumps(self.state()),
+                           px=int(max(3.0, TICK * 6) * 1000))
+
+    def _clear_state(self) -> None:
+        with contextlib.suppress(redis_sync.RedisError, OSError):
+            self.redis.set(keys.supervisor_state(self.settings.service.namespace),
+                           orjson.dumps({**self.state(), "stopping": True, "stopped": True}), ex=3600)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
