@@ -62,4 +62,5 @@ def plan_for(ccxt_id: str, has: dict[str, Any], method: str = "", channel: str =
 
 
 def chunked(symbols: list[str], size: int) -> list[list[str]]:
-    return [symbols[i:i + size] for i in range(0, len(symbols), max(1, size))]
+    size = max(1, size)
+    return [symbols[i:i + size] for i in range(0, len(symbols), size)]

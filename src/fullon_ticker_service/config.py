@@ -60,6 +60,20 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class SupervisorSettings:
+    """Restart policy (see policy.py) and shutdown deadline."""
+
+    restart_base: float = 1.0  # first restart delay after a crash (s)
+    restart_cap: float = 60.0  # longest restart delay (s)
+    stable_after: float = 60.0  # uptime after which the crash backoff resets (s)
+    max_crashes: int = 5  # crashes inside crash_window that park an exchange as `failed`
+    crash_window: float = 300.0
+    heartbeat_timeout: float = 30.0  # a worker whose health record is older is killed (hung loop)
+    start_grace: float = 60.0  # time a new worker has for its first health record
+    stop_timeout: float = 10.0  # graceful stop deadline before SIGKILL
+
+
+@dataclass(frozen=True)
 class ExchangeSettings:
     """How to collect one exchange. `[defaults]` fills what an `[exchanges.X]` table omits."""
 
@@ -84,6 +98,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     defaults: ExchangeSettings = field(default_factory=ExchangeSettings)
     exchanges: dict[str, ExchangeSettings] = field(default_factory=dict)
     source: str = ""  # the config file that was read, for messages
@@ -255,24 +270,28 @@ def load(
         if name.startswith("TICKER_") and name not in ENV_KEYS and name not in OTHER_TICKER_ENV:
             raise ConfigError(f"{name}: unknown environment setting (known: "
                               f"{', '.join(sorted(k for k in ENV_KEYS if k.startswith('TICKER_')))})")
+    for name in ("redis", "database", "service", "supervisor", "defaults"):
+        if not isinstance(data.get(name, {}), dict):
+            raise ConfigError(f"{name}: expected a table, got {data[name]!r}")
     sections: dict[str, dict[str, Any]] = {
-        s: dict(data.get(s) or {}) for s in ("redis", "database", "service", "defaults")
+        s: dict(data.get(s) or {}) for s in ("redis", "database", "service", "supervisor", "defaults")
     }
     for name, (section, key) in ENV_KEYS.items():
         if env.get(name, "") != "":
             sections[section][key] = env[name]
-    if "url" not in sections["database"] and (url := _database_url_from_parts(env)):
+    if not env.get("DATABASE_URL") and (url := _database_url_from_parts(env)):
         sections["database"]["url"] = url
 
-    unknown = set(data) - {"redis", "database", "service", "defaults", "exchanges"}
+    unknown = set(data) - {"redis", "database", "service", "supervisor", "defaults", "exchanges"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown section in {path} "
-                          "(known: redis, database, service, defaults, exchanges)")
+                          "(known: redis, database, service, supervisor, defaults, exchanges)")
     defaults = _build(ExchangeSettings, sections["defaults"], "defaults")
     settings = Settings(
         redis=_build(RedisSettings, sections["redis"], "redis"),
         database=_build(DatabaseSettings, sections["database"], "database"),
         service=_build(ServiceSettings, sections["service"], "service"),
+        supervisor=_build(SupervisorSettings, sections["supervisor"], "supervisor"),
         defaults=defaults,
         exchanges=_exchanges(data.get("exchanges") or {}, defaults),
         source=str(path) if path.is_file() else "(built-in defaults)",

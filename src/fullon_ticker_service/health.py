@@ -77,6 +77,13 @@ def decode(exchange: str, raw: bytes | str | None, now: float | None = None,
     except (orjson.JSONDecodeError, ValueError):
         return WorkerHealth(exchange, "absent", last_error="corrupt health record")
     now = time.time() if now is None else now
+    try:
+        return _decode(exchange, doc, now, interval)
+    except (TypeError, ValueError):
+        return WorkerHealth(exchange, "absent", last_error="corrupt health record")
+
+
+def _decode(exchange: str, doc: dict[str, Any], now: float, interval: float) -> WorkerHealth:
     updated = float(doc.get("updated_at") or 0.0)
     status = str(doc.get("status") or "absent")
     record_interval = float(doc.get("interval") or interval)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 import sys
+import traceback
 from typing import Any
 
 import orjson
 from loguru import logger
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
-_KV_PASSWORD = re.compile(r"(?i)(?P<k>\b(?:password|passwd|pwd|secret|token)\s*[=:]\s*)(?P<v>[^\s,;&'\"}]+)")
+_KV_PASSWORD = re.compile(
+    r"(?i)(?P<k>\b(?:password|passwd|pwd|secret|token)['\"]?\s*[=:]\s*['\"]?)(?P<v>[^\s,;&'\"}]+)")
 
 
 def mask_secrets(text: str) -> str:
@@ -38,11 +40,14 @@ def _json_line(record: dict[str, Any]) -> str:
 
 
 def _human_line(record: dict[str, Any]) -> str:
-    record["extra"]["_masked"] = mask_secrets(record["message"]).replace("{", "{{").replace("}", "}}")
+    record["extra"]["_masked"] = mask_secrets(record["message"])  # a value from extra is not re-formatted
+    exc = record["exception"]
+    record["extra"]["_exc"] = (mask_secrets("".join(traceback.format_exception(exc.type, exc.value, exc.traceback)))
+                               if exc is not None else "")
     where = record["extra"].get("exchange") or record["extra"].get("component", "tickerctl")
     where = str(where).replace("{", "{{").replace("}", "}}")
     return ("<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
-            f"<cyan>{where: <12}</cyan> " "{extra[_masked]}\n{exception}")
+            f"<cyan>{where: <12}</cyan> " "{extra[_masked]}\n{extra[_exc]}")
 
 
 def setup(level: str = "INFO", fmt: str = "trading", **bind: Any) -> None:

@@ -60,7 +60,9 @@ def problems(table: list[dict[str, Any]], supervisor: dict[str, Any] | None, max
         if r["status"] != "running":
             why = f": {r['last_error']}" if r["last_error"] else ""
             out.append(f"{r['exchange']}: {r['status']}{why}")
-        elif r["last_tick_age_s"] is None or r["last_tick_age_s"] > max_age:
+        elif r["last_tick_age_s"] is None:
+            out.append(f"{r['exchange']}: no tick received yet")
+        elif r["last_tick_age_s"] > max_age:
             out.append(f"{r['exchange']}: last tick {r['last_tick_age_s']}s ago (limit {max_age:g}s)")
     return out
 

@@ -36,7 +36,6 @@ from fullon_ticker_service.policy import RestartPolicy, RestartState, after_exit
 from fullon_ticker_service.worker import WorkerSpec, spawn_target
 
 TICK = 0.5
-STOP_TIMEOUT = 10.0  # graceful stop deadline before SIGKILL
 
 
 class AlreadyRunning(RuntimeError):
@@ -82,7 +81,10 @@ class Supervisor:
     def __init__(self, settings: Settings, policy: RestartPolicy | None = None,
                  target: Any = spawn_target, catalog: cat.Catalog | None = None) -> None:
         self.settings = settings
-        self.policy = policy or RestartPolicy()
+        sv = settings.supervisor
+        self.policy = policy or RestartPolicy(sv.restart_base, sv.restart_cap, sv.stable_after, sv.max_crashes,
+                                              sv.crash_window, sv.heartbeat_timeout, sv.start_grace)
+        self.stop_timeout = sv.stop_timeout
         self.target = target
         self.fixed_catalog = catalog  # tests / API: a catalog that does not come from a source
         self.slots: dict[str, Slot] = {}
@@ -180,7 +182,7 @@ class Supervisor:
     def begin_stop(self) -> None:
         self.log.info(f"stopping {sum(1 for s in self.slots.values() if self._alive(s))} worker(s)")
         self.stopping = True
-        self.stop_deadline = time.monotonic() + STOP_TIMEOUT
+        self.stop_deadline = time.monotonic() + self.stop_timeout
         for slot in self.slots.values():
             self._terminate(slot)
 
@@ -300,7 +302,7 @@ class Supervisor:
                     if slot.status != "stopping":
                         self.log.info(f"{name}: no longer active; stopping its worker")
                         self._terminate(slot)
-                    elif time.monotonic() - slot.stopping_since > STOP_TIMEOUT:
+                    elif time.monotonic() - slot.stopping_since > self.stop_timeout:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(slot.proc.pid, signal.SIGKILL)
                 else:

@@ -166,11 +166,18 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
+    def dump_tasks(self) -> None:
+        """SIGUSR1: log where every asyncio task is waiting (for a worker that seems stuck)."""
+        for task in asyncio.all_tasks():
+            self.log.warning(f"task {task.get_name()}: {_await_chain(task)}")
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGUSR1, self.dump_tasks)
         loop.set_exception_handler(self._loop_exception)
         try:
             await self._start_exchange()
@@ -485,7 +492,10 @@ class Worker:
                 chunk.task.cancel()
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, *(c.task for c in self.chunks if c.task), return_exceptions=True)
+        pending = [*tasks, *(c.task for c in self.chunks if c.task)]
+        _, stuck = await asyncio.wait(pending, timeout=2.0)
+        for t in stuck:  # a task that ignores cancellation must not hold the shutdown hostage
+            self.log.error(f"task {t.get_name()} did not stop on cancel ({_await_chain(t)}); leaving it")
         try:
             await asyncio.wait_for(self.writer.flush_now(), 2.0)
         except (Exception, asyncio.CancelledError) as exc:
@@ -511,6 +521,17 @@ class Worker:
                 await asyncio.wait_for(self.exchange.close(), 3.0)
         with contextlib.suppress(Exception):
             await self.redis.aclose()
+
+
+def _await_chain(task: asyncio.Task[Any]) -> str:
+    """Where a task waits: its await chain down to the innermost frame (for debugging dumps)."""
+    chain, coro = [], task.get_coro()
+    while coro is not None and len(chain) < 12:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " -> ".join(chain) or "(not started)"
 
 
 def _camel(name: str) -> str:

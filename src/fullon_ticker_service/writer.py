@@ -94,7 +94,12 @@ class TickWriter:
     async def run(self) -> None:
         """Flush forever; cancelled by the worker at shutdown (then call `flush_now`)."""
         attempt = 0
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                # a cancellation that landed inside redis-py can be swallowed there (the command
+                # then returns normally); honour it here or the task could never be stopped
+                raise asyncio.CancelledError
             await self._wake.wait()
             self._wake.clear()
             if self._replay:
@@ -109,6 +114,8 @@ class TickWriter:
                 if self.min_interval:
                     await asyncio.sleep(self.min_interval)
             except (RedisError, OSError) as exc:
+                if me is not None and me.cancelling():
+                    raise asyncio.CancelledError from exc  # redis-py may report a cancel as an error
                 attempt += 1
                 self._replay = True
                 self._set_state(False, f"{type(exc).__name__}: {exc}")

@@ -12,7 +12,7 @@ from fullon_ticker_service.sim.server import VENUES, load_venue
 HOST, PORT, SYMBOLS = "127.0.0.1", 8765, 20
 
 
-def _value(v: Any) -> str:
+def toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
@@ -20,9 +20,9 @@ def _value(v: Any) -> str:
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
@@ -50,9 +50,9 @@ def demo_toml(host: str = HOST, port: int = PORT, symbols: int = SYMBOLS) -> str
         http = f"http://{host}:{port}/{vid}"
         out += [
             f"[exchanges.{vid}]",
-            f"symbols = {_value([m['symbol'] for m in markets])}",
+            f"symbols = {toml_value([m['symbol'] for m in markets])}",
             f'markets = "{http}/markets"',
-            f"ccxt = {_value(venue.ccxt_config(http, 'ws' + http[4:]))}",
+            f"ccxt = {toml_value(venue.ccxt_config(http, 'ws' + http[4:]))}",
             "",
         ]
     return "\n".join(out)

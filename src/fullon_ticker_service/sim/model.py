@@ -78,7 +78,8 @@ class Walk:
         bid = round(last - spread * self._rng.uniform(0.1, 1.0), 8)
         ask = round(last + spread * self._rng.uniform(0.1, 1.0), 8)
         if not bid < last < ask:  # tiny prices can round onto the last price
-            bid, ask = round(last * 0.9999, 8), round(last * 1.0001, 8)
+            gap = max(last * 0.0001, 1e-8)
+            bid, ask = round(last - gap, 8), round(last + gap, 8)
         ts = max(ts_ms, q.ts_ms)  # never step backwards, even if the wall clock does
         nq = Quote(symbol, last, bid, ask, q.open, max(q.high, last), min(q.low, last),
                    round(q.volume + self._rng.uniform(0, 5), 4), ts, q.seq + 1)

@@ -287,8 +287,11 @@ class Simulator:
     async def _http_control(self, request: web.Request) -> web.Response:
         try:
             body = orjson.loads(await request.read())
-            await self.fault(body["exchange"], body["action"], int(body.get("count", 1)),
-                             body.get("seconds"), body.get("rate"))
+            if not isinstance(body, dict):
+                raise TypeError("control body must be a JSON object")
+            # numbers from JSON are untrusted: a string rate would kill the feed task after a 200
+            seconds, rate = (None if body.get(k) is None else float(body[k]) for k in ("seconds", "rate"))
+            await self.fault(body["exchange"], body["action"], int(body.get("count", 1)), seconds, rate)
         except (KeyError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response({"ok": True})

@@ -1,0 +1,209 @@
+"""status.rows / problems / table_text: what `tickerctl ps` and `tickerctl health` report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from fullon_ticker_service import status
+
+NOW = 1_763_700_000.0
+INTERVAL = 5.0
+REQUIRED_KEYS = {"exchange", "pid", "status", "restarts", "uptime_s", "symbols", "ticks", "ticks_per_s",
+                 "last_tick_age_s", "last_error"}
+
+
+def _health(**fields: Any) -> bytes:
+    doc = {"status": "running", "pid": 111, "host": "w1", "started_at": NOW - 600.0, "updated_at": NOW - 2.0,
+           "symbols": 20, "ticks": 9000, "ticks_per_s": 15.0, "last_tick_age_s": 0.5, "last_error": ""}
+    doc.update(fields)
+    return orjson.dumps(doc)
+
+
+def _sup(exchanges: dict[str, dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return {"host": "sup-host", "pid": 1, "exchanges": exchanges, **fields}
+
+
+def _row(supervisor: dict[str, Any] | None, records: dict[str, bytes | None], name: str) -> dict[str, Any]:
+    table = status.rows(supervisor, records, NOW, INTERVAL)
+    return next(r for r in table if r["exchange"] == name)
+
+
+def test_running_row_merges_supervisor_and_health() -> None:
+    """A running worker's row takes counters from its health record and restarts from the supervisor."""
+    row = _row(_sup({"binance": {"status": "running", "pid": 111, "restarts": 2}}),
+               {"binance": _health(last_tick_age_s=0.50049)}, "binance")
+    assert row == {
+        "exchange": "binance", "pid": 111, "status": "running", "restarts": 2, "uptime_s": 600.0, "symbols": 20,
+        "ticks": 9000, "ticks_per_s": 15.0, "last_tick_age_s": 2.5, "last_error": "", "host": "w1",
+    }
+
+
+def test_row_keys() -> None:
+    """Every row has exactly the documented columns, including all fields the JSON output promises."""
+    table = status.rows(_sup({"okx": {"status": "backoff"}}), {"binance": _health(), "okx": None}, NOW, INTERVAL)
+    for row in table:
+        assert set(row) == set(status.COLUMNS)
+        assert REQUIRED_KEYS <= set(row)
+    assert orjson.loads(orjson.dumps(table)) == table
+
+
+@pytest.mark.parametrize("sup_status", ["backoff", "failed", "stopping", "stopped"])
+def test_supervisor_state_overrides_worker_status(sup_status: str) -> None:
+    """backoff/failed/stopping/stopped from the supervisor win over the worker's own `running`."""
+    sup = _sup({"okx": {"status": sup_status, "restarts": 4, "last_error": "exit code 1"}})
+    row = _row(sup, {"okx": _health()}, "okx")
+    assert row["status"] == sup_status
+    assert row["restarts"] == 4
+    assert row["last_error"] == "exit code 1"
+
+
+def test_worker_error_shows_as_stale() -> None:
+    """A worker reporting `error` (running but no data) is shown as `stale`, with its error."""
+    row = _row(_sup({"kraken": {"status": "running"}}),
+               {"kraken": _health(status="error", last_error="3 reconnects failed")}, "kraken")
+    assert row["status"] == "stale"
+    assert row["last_error"] == "3 reconnects failed"
+
+
+def test_old_record_shows_as_stale() -> None:
+    """A health record older than 3 intervals shows `stale` even though the supervisor says running."""
+    row = _row(_sup({"bybit": {"status": "running"}}), {"bybit": _health(updated_at=NOW - 16.0)}, "bybit")
+    assert row["status"] == "stale"
+
+
+@pytest.mark.parametrize(("sv", "expected"), [
+    ({"status": "starting", "pid": 77}, "starting"),
+    ({"status": "running", "pid": 77}, "running"),
+    ({"pid": 77}, "stopped"),
+], ids=["starting", "running", "no-status"])
+def test_absent_health_with_live_supervisor(sv: dict[str, Any], expected: str) -> None:
+    """Without a health record the row shows the live supervisor's status and pid."""
+    row = _row(_sup({"hyperliquid": sv}), {}, "hyperliquid")
+    assert row["status"] == expected
+    assert row["pid"] == 77
+    assert (row["ticks"], row["uptime_s"], row["last_tick_age_s"]) == (0, 0.0, None)
+    assert row["host"] == "sup-host"
+
+
+@pytest.mark.parametrize("supervisor", [None, {}, _sup({"okx": {"status": "running"}}, stopped=True)],
+                         ids=["none", "empty", "stopped-supervisor"])
+def test_without_supervisor_absent_workers_are_stopped(supervisor: dict[str, Any] | None) -> None:
+    """With no live supervisor, every worker without a health record is `stopped`."""
+    table = status.rows(supervisor, {"binance": None, "okx": None}, NOW, INTERVAL)
+    assert [(r["exchange"], r["status"]) for r in table] == [("binance", "stopped"), ("okx", "stopped")]
+
+
+def test_without_supervisor_live_worker_keeps_its_status() -> None:
+    """A worker that still writes health while the supervisor is down shows its own status."""
+    row = _row(None, {"coinbase": _health()}, "coinbase")
+    assert (row["status"], row["restarts"], row["pid"]) == ("running", 0, 111)
+
+
+def test_rows_sorted_union_of_supervisor_and_records() -> None:
+    """Rows cover exchanges known to the supervisor or to Redis, sorted by name."""
+    table = status.rows(_sup({"okx": {"status": "running"}, "binance": {"status": "failed"}}),
+                        {"kraken": _health(), "binance": None}, NOW, INTERVAL)
+    assert [r["exchange"] for r in table] == ["binance", "kraken", "okx"]
+
+
+def test_symbols_fall_back_to_supervisor() -> None:
+    """Before the worker reports, the symbol count comes from the supervisor's view."""
+    row = _row(_sup({"okx": {"status": "starting", "symbols": 12}}), {}, "okx")
+    assert row["symbols"] == 12
+
+
+def test_stopped_record_pid_comes_from_supervisor() -> None:
+    """A `stopped` health record does not supply the pid; the supervisor's pid (or None) is shown."""
+    row = _row(_sup({"okx": {"status": "stopped"}}), {"okx": _health(status="stopped", pid=999)}, "okx")
+    assert row["pid"] is None and row["status"] == "stopped"
+
+
+# --- problems --------------------------------------------------------------------------------
+
+def _healthy_table() -> list[dict[str, Any]]:
+    return status.rows(_sup({"binance": {"status": "running"}, "okx": {"status": "running"}}),
+                       {"binance": _health(), "okx": _health(last_tick_age_s=1.0)}, NOW, INTERVAL)
+
+
+def test_problems_empty_when_healthy() -> None:
+    """A live supervisor with every exchange running and ticking recently has no problems."""
+    table = _healthy_table()
+    assert status.problems(table, _sup({}), max_age=30.0) == []
+
+
+@pytest.mark.parametrize("supervisor", [None, _sup({}, stopped=True)], ids=["none", "stopped"])
+def test_problems_no_supervisor(supervisor: dict[str, Any] | None) -> None:
+    """A missing or stopped supervisor is reported even when every worker is fine."""
+    assert status.problems(_healthy_table(), supervisor, max_age=30.0) == [
+        "no supervisor is running for this namespace"]
+
+
+def test_problems_nothing_collected() -> None:
+    """An empty table is reported as no exchange being collected."""
+    assert status.problems([], _sup({}), max_age=30.0) == ["no exchange is being collected"]
+
+
+def test_problems_non_running_and_old_ticks() -> None:
+    """Each non-running exchange and each running one with a too-old last tick is listed, in order."""
+    sup = _sup({"binance": {"status": "backoff", "last_error": "exit code 1"}, "bybit": {"status": "failed"},
+                "kraken": {"status": "running"}, "coinbase": {"status": "running"}})
+    records = {"binance": _health(), "bybit": None, "kraken": _health(last_tick_age_s=40.0),
+               "coinbase": _health(last_tick_age_s=1.0)}
+    table = status.rows(sup, records, NOW, INTERVAL)
+    assert status.problems(table, sup, max_age=30.0) == [
+        "binance: backoff: exit code 1",
+        "bybit: failed",
+        "kraken: last tick 42.0s ago (limit 30s)",
+    ]
+
+
+def test_problems_no_tick_yet_is_listed() -> None:
+    """A running exchange that has not received any tick yet is a problem."""
+    row = {"exchange": "okx", "status": "running", "last_tick_age_s": None, "last_error": ""}
+    issues = status.problems([row], _sup({}), max_age=30.0)
+    assert len(issues) == 1 and issues[0].startswith("okx: ")
+
+
+def test_problems_no_tick_yet_message() -> None:
+    """The problem line for an exchange without any tick says so in words, not as `Nones ago`."""
+    row = {"exchange": "okx", "status": "running", "last_tick_age_s": None, "last_error": ""}
+    (issue,) = status.problems([row], _sup({}), max_age=30.0)
+    assert "None" not in issue
+
+
+def test_problems_age_limit_is_exclusive() -> None:
+    """A last tick exactly max_age old is still healthy; a bit older is a problem."""
+    row = {"exchange": "okx", "status": "running", "last_tick_age_s": 30.0, "last_error": ""}
+    assert status.problems([row], _sup({}), max_age=30.0) == []
+    assert status.problems([{**row, "last_tick_age_s": 30.001}], _sup({}), max_age=30.0) == [
+        "okx: last tick 30.001s ago (limit 30s)"]
+
+
+# --- table_text ------------------------------------------------------------------------------
+
+def test_table_text_header_and_rows() -> None:
+    """table_text prints a header and one aligned line per row with formatted durations and ages."""
+    table = [
+        {"exchange": "binance", "pid": 111, "status": "running", "restarts": 0, "uptime_s": 3725.0, "symbols": 20,
+         "ticks": 9000, "ticks_per_s": 15.04, "last_tick_age_s": 0.25, "last_error": "", "host": "h"},
+        {"exchange": "okx", "pid": None, "status": "failed", "restarts": 6, "uptime_s": 59.0, "symbols": 0,
+         "ticks": 0, "ticks_per_s": 0.0, "last_tick_age_s": None, "last_error": "x" * 80, "host": "h"},
+    ]
+    lines = status.table_text(table).splitlines()
+    assert len(lines) == 3
+    assert lines[0].split() == ["EXCHANGE", "PID", "STATUS", "RESTARTS", "UPTIME", "SYMBOLS", "TICKS", "TICKS/S",
+                                "AGE", "LAST", "ERROR"]
+    assert lines[1].split() == ["binance", "111", "running", "0", "1h02m", "20", "9000", "15.0", "0.2s"]
+    assert lines[2].split() == ["okx", "-", "failed", "6", "0m59s", "0", "0", "0.0", "-", "x" * 60]
+    assert lines[1].index("running") == lines[0].index("STATUS") == lines[2].index("failed")
+
+
+def test_table_text_empty() -> None:
+    """With no rows, only the header line is printed."""
+    text = status.table_text([])
+    assert len(text.splitlines()) == 1
+    assert text.split() == ["EXCHANGE", "PID", "STATUS", "RESTARTS", "UPTIME", "SYMBOLS", "TICKS", "TICKS/S", "AGE",
+                            "LAST", "ERROR"]
