@@ -1,0 +1,154 @@
+"""The real supervisor (`tickerctl up`), real worker processes, real Redis, the simulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from fullon_ticker_service.sim import SimExchange, Simulator
+from tests.conftest import eventually
+from tests.supervisor.helpers import alive, ps_json, row, tickerctl, worker_pids, write_config
+
+
+@pytest.fixture
+async def sim():
+    async with Simulator([SimExchange("binance", symbols=8, rate=40), SimExchange("okx", symbols=8, rate=40),
+                          SimExchange("bybit", symbols=8, rate=40)]) as s:
+        yield s
+
+
+@pytest.fixture
+def procs(tmp_path):
+    started = []
+
+    def start(*args):
+        p = tickerctl(*args, log=tmp_path / f"tickerctl-{len(started)}.log")
+        p.log = tmp_path / f"tickerctl-{len(started)}.log"
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(15)
+            except Exception:
+                p.kill()
+                p.wait(5)
+        for pid in worker_pids(p.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def catalog(sim, names=("binance", "okx", "bybit")):
+    return {n: {"symbols": sim.symbols(n)} for n in names}
+
+
+async def running(cfg, names):
+    rows = {r["exchange"]: r for r in ps_json(cfg)}
+    return all(rows.get(n, {}).get("status") == "running" and rows[n]["ticks"] > 0 for n in names) and rows
+
+
+async def ticker_time(redis_db, exchange, symbol):
+    raw = await redis_db.get(f"ticker_time:{exchange}:{symbol}")
+    return float(raw) if raw else 0.0
+
+
+async def test_up_collects_all_and_kill9_worker_comes_back(sim, redis_db, procs, tmp_path):
+    """Three exchanges collect; a worker killed with -9 is restarted while the others keep writing."""
+    cfg = write_config(tmp_path / "c.toml", sim, catalog(sim))
+    sup = procs("up", "-c", str(cfg))
+    rows = await eventually(lambda: running(cfg, ("binance", "okx", "bybit")), 40, 0.3, "3 running workers")
+    for name in ("binance", "okx", "bybit"):
+        assert await redis_db.hlen(f"tickers:{name}") == 8
+    victim = rows["binance"]["pid"]
+    okx_sym = sim.symbols("okx")[0]
+    before = await ticker_time(redis_db, "okx", okx_sym)
+    os.kill(victim, signal.SIGKILL)
+
+    async def restarted():
+        r = row(cfg, "binance")
+        return r and r["restarts"] >= 1 and r["status"] == "running" and r["pid"] != victim and r
+
+    await eventually(restarted, 30, 0.3, "binance restarted")
+    assert await ticker_time(redis_db, "okx", okx_sym) > before  # okx kept writing meanwhile
+    assert sup.poll() is None
+
+
+async def test_sigterm_stops_everything_cleanly(sim, redis_db, procs, tmp_path):
+    """SIGTERM: every worker flushes and stops, health says stopped, the supervisor exits 0."""
+    cfg = write_config(tmp_path / "c.toml", sim, catalog(sim, ("binance", "okx")))
+    sup = procs("up", "-c", str(cfg))
+    await eventually(lambda: running(cfg, ("binance", "okx")), 40, 0.3, "2 running workers")
+    workers = worker_pids(sup.pid)
+    assert len(workers) == 2
+    sup.send_signal(signal.SIGTERM)
+    await eventually(lambda: sup.poll() is not None, 15, what="supervisor exit")
+    assert sup.returncode == 0, sup.log.read_text()[-2000:]
+    assert not any(alive(p) for p in workers)
+    assert {r["status"] for r in ps_json(cfg)} == {"stopped"}
+
+
+async def test_sigkill_of_supervisor_leaves_no_worker(sim, redis_db, procs, tmp_path):
+    """Workers notice their supervisor died and exit within 2 s; a new `up` starts cleanly."""
+    cfg = write_config(tmp_path / "c.toml", sim, catalog(sim, ("binance", "okx")))
+    sup = procs("up", "-c", str(cfg))
+    await eventually(lambda: running(cfg, ("binance", "okx")), 40, 0.3, "2 running workers")
+    workers = worker_pids(sup.pid)
+    sup.kill()
+    t0 = time.monotonic()
+    await eventually(lambda: not any(alive(p) for p in workers), 5, 0.05, "orphans gone")
+    assert time.monotonic() - t0 < 2.0
+    sup.wait(5)
+    again = procs("up", "-c", str(cfg))
+    await eventually(lambda: running(cfg, ("binance", "okx")), 40, 0.3, "running again after a new up")
+    assert again.poll() is None
+
+
+async def test_second_up_refuses(sim, redis_db, procs, tmp_path):
+    """A second supervisor for the same namespace refuses to start; the first is unaffected."""
+    cfg = write_config(tmp_path / "c.toml", sim, catalog(sim, ("binance",)))
+    first = procs("up", "-c", str(cfg))
+    await eventually(lambda: running(cfg, ("binance",)), 40, 0.3, "first supervisor running")
+    second = procs("up", "-c", str(cfg))
+    assert second.wait(20) == 2
+    assert "already runs" in second.log.read_text()
+    assert first.poll() is None and row(cfg, "binance")["status"] == "running"
+
+
+async def test_unknown_exchange_is_parked_others_run(sim, redis_db, procs, tmp_path):
+    """An exchange id ccxt does not know is parked as failed with the reason; others run."""
+    cat = {**catalog(sim, ("binance",)), "nosuchx": {"venue": "nosuchexchange", "symbols": ["BTC/USDT"]}}
+    cfg = write_config(tmp_path / "c.toml", sim, cat)
+    procs("up", "-c", str(cfg))
+
+    async def parked():
+        r = row(cfg, "nosuchx")
+        return r and r["status"] == "failed" and r
+
+    r = await eventually(parked, 30, 0.3, "nosuchx parked")
+    assert "unknown ccxt exchange id" in r["last_error"] and r["restarts"] == 0
+    await eventually(lambda: running(cfg, ("binance",)), 30, 0.3, "binance running")
+
+
+async def test_crash_loop_backs_off_then_parks(sim, redis_db, procs, tmp_path):
+    """A worker that crashes at every start backs off (growing delays) and is parked as failed."""
+    cat = {**catalog(sim, ("binance",)), "crashy": {"venue": "binance", "symbols": ["BTC/USDT"],
+                                                    "markets": "", "ccxt": {"urls": 7}}}
+    cfg = write_config(tmp_path / "c.toml", sim, cat, supervisor={"max_crashes": 3, "restart_base": 0.2})
+    sup = procs("up", "-c", str(cfg))
+    seen = set()
+
+    async def parked():
+        r = row(cfg, "crashy")
+        if r:
+            seen.add(r["status"])
+        return r and r["status"] == "failed" and r
+
+    r = await eventually(parked, 60, 0.2, "crashy parked")
+    assert r["restarts"] == 3 and "backoff" in seen
+    await eventually(lambda: running(cfg, ("binance",)), 30, 0.3, "binance unaffected")
+    assert sup.poll() is None
