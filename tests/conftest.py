@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 
-async def eventually(check: Callable[[], Any | Awaitable[Any]], timeout: float = 10.0,
+async def eventually(check: Callable[[], Any | Awaitable[Any]], timeout: float = 10.0,  # noqa: ASYNC109
                      interval: float = 0.02, what: str = "condition") -> Any:
     """Poll `check` until it returns a truthy value; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

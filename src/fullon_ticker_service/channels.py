@@ -40,7 +40,7 @@ PLANS: dict[str, Plan] = {
     "binancecoinm": Plan("watch_tickers", {"name": "ticker"}, 100),
     "okx": Plan("watch_tickers", {}, 50),
     "bybit": Plan("watch_tickers", {}, 10),
-    "kraken": Plan("watch_tickers", {}, 50),
+    "kraken": Plan("watch_tickers", {}, 50, unwatch=False),  # ccxt has no un_watch_ticker(s) for kraken
     "hyperliquid": Plan("watch_ticker", {}, 1),
     "coinbase": Plan("watch_ticker", {}, 1, unwatch=False),
 }

@@ -79,14 +79,16 @@ def pid_path(settings: Settings) -> Path:
 
 class Supervisor:
     def __init__(self, settings: Settings, policy: RestartPolicy | None = None,
-                 target: Any = spawn_target, catalog: cat.Catalog | None = None) -> None:
+                 target: Any = spawn_target, catalog: cat.Catalog | None = None,
+                 catalog_conn: Connection | None = None) -> None:
         self.settings = settings
         sv = settings.supervisor
         self.policy = policy or RestartPolicy(sv.restart_base, sv.restart_cap, sv.stable_after, sv.max_crashes,
                                               sv.crash_window, sv.heartbeat_timeout, sv.start_grace)
         self.stop_timeout = sv.stop_timeout
         self.target = target
-        self.fixed_catalog = catalog  # tests / API: a catalog that does not come from a source
+        self.fixed_catalog = catalog  # the embedding API: a catalog that does not come from a source
+        self.catalog_conn = catalog_conn  # ...and its updates (TickerDaemon.process_ticker)
         self.slots: dict[str, Slot] = {}
         self.signals: list[int] = []
         self.stopping = False
@@ -190,6 +192,8 @@ class Supervisor:
         fds = [self._wake_r]
         if self.pg is not None:
             fds.append(self.pg.fileno())
+        if self.catalog_conn is not None:
+            fds.append(self.catalog_conn.fileno())
         with contextlib.suppress(InterruptedError, OSError, ValueError):
             ready, _, _ = select.select(fds, [], [], seconds)
             if self._wake_r in ready:
@@ -197,6 +201,8 @@ class Supervisor:
                     os.read(self._wake_r, 512)
             if self.pg is not None and self.pg.fileno() in ready:
                 self._drain_notifies()
+            if self.catalog_conn is not None and self.catalog_conn.fileno() in ready:
+                self._read_catalog_conn()
 
     # --- workers ----------------------------------------------------------------------------
     def spawn_worker(self, slot: Slot) -> None:
@@ -374,6 +380,17 @@ class Supervisor:
                     self.pg.close()
             self.pg = None
             self.next_catalog_at = now + wait
+
+    def _read_catalog_conn(self) -> None:
+        try:
+            while self.catalog_conn is not None and self.catalog_conn.poll():
+                self.fixed_catalog = {k: tuple(v) for k, v in self.catalog_conn.recv().items()}
+                self.next_catalog_at = 0.0
+        except (EOFError, OSError):  # the embedding process is gone: stop like on SIGTERM
+            self.catalog_conn = None
+            if not self.stopping:
+                self.log.error("embedding process is gone; stopping")
+                self.begin_stop()
 
     def _drain_notifies(self) -> None:
         try:

@@ -81,7 +81,8 @@ def test_db_init_creates_tables_and_is_harmless_to_rerun(database, tmp_path):
         assert c.execute("SELECT count(*) FROM symbols").fetchone()[0] == 2
         tables = {r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
         assert {"cat_exchanges", "cat_exchanges_params", "users", "exchanges", "symbols"} <= tables
-        assert c.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'fullon_ticker_notify_%'").fetchone()[0] == 4
+        triggers = c.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'fullon_ticker_notify_%'")
+        assert triggers.fetchone()[0] == 4
 
 
 def test_db_init_keeps_existing_tables(database, tmp_path):

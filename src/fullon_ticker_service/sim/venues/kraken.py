@@ -139,7 +139,10 @@ class Kraken(Venue):
         while not conn.closed:
             await asyncio.sleep(1.0)
             if conn.subs and not conn.exchange.stalled and time.monotonic() - conn.state["tx"] >= 1.0:
-                await conn.send('{"channel":"heartbeat"}')
+                try:
+                    await conn.send('{"channel":"heartbeat"}')
+                except (ConnectionError, RuntimeError):
+                    return
 
     def _frame(self, conn: Conn, kind: str, q: Quote) -> str:
         conn.state["tx"] = time.monotonic()
