@@ -486,6 +486,9 @@ class Worker:
 
     # --- shutdown ---------------------------------------------------------------------------
     async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
+        # With the supervisor gone nobody waits for a graceful stop: the promise is "no worker
+        # left after 2 s", so every step gets a short deadline.
+        budget = 0.4 if self._exit_code == EXIT_PARENT_GONE else 2.0
         self.status = health.STOPPING
         for chunk in self.chunks:
             if chunk.task:
@@ -493,32 +496,32 @@ class Worker:
         for t in tasks:
             t.cancel()
         pending = [*tasks, *(c.task for c in self.chunks if c.task)]
-        _, stuck = await asyncio.wait(pending, timeout=2.0)
+        _, stuck = await asyncio.wait(pending, timeout=budget)
         for t in stuck:  # a task that ignores cancellation must not hold the shutdown hostage
             self.log.error(f"task {t.get_name()} did not stop on cancel ({_await_chain(t)}); leaving it")
         try:
-            await asyncio.wait_for(self.writer.flush_now(), 2.0)
+            await asyncio.wait_for(self.writer.flush_now(), budget)
         except (Exception, asyncio.CancelledError) as exc:
             self.log.error(f"final flush failed, {len(self.writer.pending)} symbols not written: {exc}")
         await self._publish_final(health.STOPPED if self._exit_code in (EXIT_OK, EXIT_PARENT_GONE)
-                                  else health.ERROR)
-        await self._close()
+                                  else health.ERROR, budget)
+        await self._close(budget)
         self.log.info(f"stopped (exit {self._exit_code}); {self.stats.ticks} ticks accepted")
 
-    async def _publish_final(self, status: str) -> None:
+    async def _publish_final(self, status: str, budget: float = 2.0) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._publish_health(status), 2.0)
+            await asyncio.wait_for(self._publish_health(status), budget)
         if status != health.STOPPED:  # fullon: a failed process leaves the active list too
             with contextlib.suppress(Exception):
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.hdel(keys.process_active(), self.process_id)
                     pipe.hdel(keys.PROCESS_COMPONENTS, self.name)
-                    await asyncio.wait_for(pipe.execute(), 1.0)
+                    await asyncio.wait_for(pipe.execute(), budget)
 
-    async def _close(self) -> None:
+    async def _close(self, budget: float = 2.0) -> None:
         if self.exchange is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self.exchange.close(), 3.0)
+                await asyncio.wait_for(self.exchange.close(), budget)
         with contextlib.suppress(Exception):
             await self.redis.aclose()
 

@@ -15,7 +15,7 @@ PLAN_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], Plan]] = [
     ("binanceusdm", "binanceusdm", {}, {}, Plan("watch_tickers", {"name": "ticker"}, 100, True)),
     ("okx", "okx", {}, {}, Plan("watch_tickers", {}, 50, True)),
     ("bybit", "bybit", {}, {}, Plan("watch_tickers", {}, 10, True)),
-    ("kraken", "kraken", {}, {}, Plan("watch_tickers", {}, 50, True)),
+    ("kraken", "kraken", {}, {}, Plan("watch_tickers", {}, 50, False)),
     ("hyperliquid", "hyperliquid", {}, {}, Plan("watch_ticker", {}, 1, True)),
     ("coinbase-no-unwatch", "coinbase", {}, {}, Plan("watch_ticker", {}, 1, False)),
     ("table-ignores-has", "binance", {"watchTickers": False}, {}, Plan("watch_tickers", {"name": "ticker"}, 100)),
