@@ -92,3 +92,10 @@ def alive(pid: int) -> bool:
         return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
     except OSError:
         return False
+
+
+def health(config: Path) -> tuple[int, str]:
+    """`tickerctl health`: (exit code, output)."""
+    out = subprocess.run([sys.executable, "-m", "fullon_ticker_service.cli", "health", "-c", str(config)],
+                         env=env(), capture_output=True, text=True, timeout=20)
+    return out.returncode, out.stdout + out.stderr

@@ -10,7 +10,7 @@ import pytest
 
 from fullon_ticker_service.sim import SimExchange, Simulator
 from tests.conftest import eventually
-from tests.supervisor.helpers import alive, ps_json, row, tickerctl, worker_pids, write_config
+from tests.supervisor.helpers import alive, health, ps_json, row, tickerctl, worker_pids, write_config
 
 
 @pytest.fixture
@@ -64,6 +64,7 @@ async def test_up_collects_all_and_kill9_worker_comes_back(sim, redis_db, procs,
     rows = await eventually(lambda: running(cfg, ("binance", "okx", "bybit")), 40, 0.3, "3 running workers")
     for name in ("binance", "okx", "bybit"):
         assert await redis_db.hlen(f"tickers:{name}") == 8
+    assert health(cfg) == (0, "ok: 3 exchanges running\n")
     victim = rows["binance"]["pid"]
     okx_sym = sim.symbols("okx")[0]
     before = await ticker_time(redis_db, "okx", okx_sym)
@@ -90,6 +91,8 @@ async def test_sigterm_stops_everything_cleanly(sim, redis_db, procs, tmp_path):
     assert sup.returncode == 0, sup.log.read_text()[-2000:]
     assert not any(alive(p) for p in workers)
     assert {r["status"] for r in ps_json(cfg)} == {"stopped"}
+    code, out = health(cfg)
+    assert code == 1 and "no supervisor is running" in out
 
 
 async def test_sigkill_of_supervisor_leaves_no_worker(sim, redis_db, procs, tmp_path):
@@ -132,6 +135,8 @@ async def test_unknown_exchange_is_parked_others_run(sim, redis_db, procs, tmp_p
     r = await eventually(parked, 30, 0.3, "nosuchx parked")
     assert "unknown ccxt exchange id" in r["last_error"] and r["restarts"] == 0
     await eventually(lambda: running(cfg, ("binance",)), 30, 0.3, "binance running")
+    code, out = health(cfg)
+    assert code == 1 and out.startswith("nosuchx: failed: ") and "binance" not in out
 
 
 async def test_crash_loop_backs_off_then_parks(sim, redis_db, procs, tmp_path):
