@@ -13,7 +13,7 @@ import pytest
 
 from fullon_ticker_service.sim import SimExchange, Simulator
 from tests.conftest import eventually
-from tests.supervisor.helpers import env, ps_json, row, tickerctl, write_config
+from tests.supervisor.helpers import env, ps_json, row, write_config
 
 PG_ADMIN = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -33,23 +33,6 @@ def database():
 async def sim():
     async with Simulator([SimExchange("binance", symbols=6, rate=30), SimExchange("okx", symbols=6, rate=30)]) as s:
         yield s
-
-
-@pytest.fixture
-def procs(tmp_path):
-    started = []
-
-    def start(*args):
-        p = tickerctl(*args, log=tmp_path / f"up-{len(started)}.log")
-        p.log = tmp_path / f"up-{len(started)}.log"
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        if p.poll() is None:
-            p.terminate()
-            p.wait(20)
 
 
 def db_init(cfg, seed=None):

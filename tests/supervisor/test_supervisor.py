@@ -10,7 +10,7 @@ import pytest
 
 from fullon_ticker_service.sim import SimExchange, Simulator
 from tests.conftest import eventually
-from tests.supervisor.helpers import alive, health, ps_json, row, tickerctl, worker_pids, write_config
+from tests.supervisor.helpers import alive, health, ps_json, row, worker_pids, write_config
 
 
 @pytest.fixture
@@ -18,29 +18,6 @@ async def sim():
     async with Simulator([SimExchange("binance", symbols=8, rate=40), SimExchange("okx", symbols=8, rate=40),
                           SimExchange("bybit", symbols=8, rate=40)]) as s:
         yield s
-
-
-@pytest.fixture
-def procs(tmp_path):
-    started = []
-
-    def start(*args):
-        p = tickerctl(*args, log=tmp_path / f"tickerctl-{len(started)}.log")
-        p.log = tmp_path / f"tickerctl-{len(started)}.log"
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except Exception:
-                p.kill()
-                p.wait(5)
-        for pid in worker_pids(p.pid):
-            os.kill(pid, signal.SIGKILL)
 
 
 def catalog(sim, names=("binance", "okx", "bybit")):
