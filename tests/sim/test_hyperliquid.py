@@ -55,7 +55,7 @@ async def test_watch_tickers_all_mids_burst(sim, exchange):
     symbols = sim.symbols(VENUE)
     first = await exchange.watch_tickers(symbols)
     assert set(first) == set(symbols)  # the subscribe snapshot carries every mid in one frame
-    sim.set_rate(VENUE, 500, count=60)
+    sim.set_rate(VENUE, 100, count=30)  # protocol check, not throughput (see closing note)
     await sim.drained(VENUE)
     good = sim.last_good(VENUE)
 

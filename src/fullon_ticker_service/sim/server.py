@@ -243,12 +243,14 @@ class Simulator:
             due -= n
             for _ in range(n):
                 q, good = ex.next_quote()
-                await self._deliver(ex, q)
-                ex.sent += 1
+                # record before delivering: a client subscribing while this frame is being sent
+                # gets it as its snapshot (`current()`), otherwise it would never see it
                 if good:
                     ex.last_good[q.symbol] = q
                 else:
                     ex.bad_sent += 1
+                await self._deliver(ex, q)
+                ex.sent += 1
             if ex.budget is not None:
                 ex.budget -= n
                 if ex.budget <= 0:
