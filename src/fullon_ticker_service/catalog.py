@@ -43,7 +43,11 @@ ORDER BY 1, 2
 
 def load_pg(conn: psycopg.Connection[Any], settings: Settings) -> tuple[Catalog, list[str]]:
     """(catalog, problems). Bad rows are skipped with a one-line problem each, never fatal."""
-    rows = conn.execute(CATALOG_QUERY, (settings.database.admin_mail,)).fetchall()
+    return from_rows(conn.execute(CATALOG_QUERY, (settings.database.admin_mail,)).fetchall(), settings)
+
+
+def from_rows(rows: list[tuple[str, str | None]], settings: Settings) -> tuple[Catalog, list[str]]:
+    """CATALOG_QUERY rows -> (catalog, problems) (pure; shared by the sync and async readers)."""
     catalog: dict[str, list[str]] = {}
     problems: list[str] = []
     for name, symbol in rows:

@@ -81,12 +81,10 @@ class TickerDaemon:
         async with await psycopg.AsyncConnection.connect(self.settings.database.url, autocommit=True,
                                                          connect_timeout=5) as conn:
             rows = await (await conn.execute(cat.CATALOG_QUERY, (self.settings.database.admin_mail,))).fetchall()
-        out: dict[str, list[str]] = {}
-        for name, symbol in rows:
-            out.setdefault(name, [])
-            if symbol is not None and valid_symbol(symbol):
-                out[name].append(symbol)
-        return {k: tuple(sorted(v)) for k, v in out.items()}
+        catalog, problems = cat.from_rows(rows, self.settings)
+        for p in problems:
+            self.log.error(f"catalog: {p}")
+        return catalog
 
     async def stop(self) -> None:
         """Graceful stop; never raises; safe when not running."""

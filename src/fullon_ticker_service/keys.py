@@ -42,9 +42,5 @@ def health_pattern(namespace: str) -> str:
     return f"{namespace}:health:*"
 
 
-def supervisor_lock(namespace: str) -> str:
-    return f"{namespace}:supervisor"
-
-
 def supervisor_state(namespace: str) -> str:
     return f"{namespace}:supervisor:state"

@@ -74,7 +74,6 @@ class TickWriter:
         self.older_in_redis = 0  # refused by the script: Redis already held a newer value
         self.round_trips = 0
         self.last_flush_ms = 0.0
-        self.max_pending = 0
 
     def put(self, symbol: str, tick: Tick) -> None:
         self.pending[symbol] = tick
@@ -127,7 +126,6 @@ class TickWriter:
         batch, self.pending = self.pending, {}
         if not batch:
             return 0
-        self.max_pending = max(self.max_pending, len(batch))
         started = time.perf_counter()
         try:
             written = await self._send(batch)

@@ -41,13 +41,12 @@ async def test_watch_tickers_updates_every_symbol(sim, exchange):
     await sim.drained("binance")
     good = sim.last_good("binance")
 
-    def all_equal():
-        diff = {s: (exchange.tickers.get(s, {}).get("last"), good[s].last) for s in symbols
+    def differing():
+        return {s: (exchange.tickers.get(s, {}).get("last"), good[s].last) for s in symbols
                 if exchange.tickers.get(s, {}).get("last") != good[s].last}
-        return not diff or (False, diff)  # falsy with the differences, for the failure message
 
-    await eventually(lambda: all_equal() is True, what="every symbol to reach its last sent value")
-    assert all_equal() is True, all_equal()
+    await eventually(lambda: not differing(), what="every symbol to reach its last sent value")
+    assert differing() == {}
     for s in symbols:
         assert_matches_quote(exchange.tickers[s], good[s])
 
