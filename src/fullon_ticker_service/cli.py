@@ -129,7 +129,8 @@ def _collect(settings: config.Settings):  # type: ignore[no-untyped-def]
 @app.command()
 def worker(exchange: str, symbols: list[str] = typer.Argument(None), cfg: Path | None = ConfigOpt) -> None:
     """Run one exchange worker in the foreground (debugging)."""
-    from fullon_ticker_service.worker import WorkerSpec, run_process
+    from fullon_ticker_service.launch import WorkerSpec
+    from fullon_ticker_service.worker import run_process
 
     settings = _settings(cfg)
     syms = tuple(symbols or ()) or settings.exchange(exchange).symbols

@@ -71,6 +71,7 @@ class SupervisorSettings:
     heartbeat_timeout: float = 30.0  # a worker whose health record is older is killed (hung loop)
     start_grace: float = 60.0  # time a new worker has for its first health record
     stop_timeout: float = 10.0  # graceful stop deadline before SIGKILL
+    start_method: str = "forkserver"  # "forkserver": workers fork from a process with ccxt preloaded; or "spawn"
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,9 @@ def _check(s: Settings) -> None:
                           f"got {s.service.namespace!r}")
     if s.service.health_interval <= 0:
         raise ConfigError("service.health_interval: must be > 0")
+    if s.supervisor.start_method not in ("spawn", "forkserver"):
+        raise ConfigError(f"supervisor.start_method: expected 'spawn' or 'forkserver', "
+                          f"got {s.supervisor.start_method!r}")
     if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("redis.url: expected a redis://, rediss:// or unix:// URL")
     if s.redis.sentinels:

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 from fullon_ticker_service.backoff import delay
+from fullon_ticker_service.launch import EXIT_CONFIG
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,6 @@ class Decision:
     status: str  # "backoff" (restart at `start_at`) or "failed" (parked)
     start_at: float | None
     reason: str
-
-
-EXIT_CONFIG = 3
 
 
 def after_exit(state: RestartState, policy: RestartPolicy, exit_code: int | None, uptime: float,

@@ -4,8 +4,9 @@ A short tick (`TICK` s, woken early by signals and catalog NOTIFYs) does, in ord
 dispatch signals -> reap exited workers (restart policy) -> kill workers whose heartbeat
 stopped -> refresh the catalog when due -> reconcile desired vs. running -> publish state.
 Signal handlers only record the signal. Restarts are scheduled (`start_at`), never slept.
-Workers are started with the `spawn` context: they inherit no sockets, DB connections or
-event-loop state, and they exit by themselves when this process disappears.
+Workers start from a fork server with ccxt preloaded (or `spawn`, see `worker_context`): they
+inherit no sockets, DB connections or event-loop state, and they exit by themselves when this
+process disappears (their control pipe reaches EOF).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from fullon_ticker_service import catalog as cat
 from fullon_ticker_service import health, keys
 from fullon_ticker_service.backoff import delay
 from fullon_ticker_service.config import Settings
+from fullon_ticker_service.launch import WorkerSpec, spawn_target
 from fullon_ticker_service.policy import RestartPolicy, RestartState, after_exit
-from fullon_ticker_service.worker import WorkerSpec, spawn_target
 
 TICK = 0.5
 
@@ -57,6 +58,20 @@ class Slot:
     restart: RestartState = field(default_factory=RestartState)
     last_error: str = ""
     stopping_since: float = 0.0
+
+
+def worker_context(method: str) -> Any:
+    """The multiprocessing context workers start from; both give a fresh interpreter state.
+
+    `spawn` execs a new interpreter per worker (each imports ccxt itself, ~110 MB private).
+    `forkserver` execs one server that imports ccxt.pro once (`preload.py`, heap frozen) and forks
+    each worker from it, so the imported modules' pages are shared copy-on-write between workers.
+    Neither inherits the supervisor's sockets, database connections or event loop.
+    """
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["fullon_ticker_service.preload"])
+    return ctx
 
 
 def runtime_dir() -> Path:
@@ -93,7 +108,7 @@ class Supervisor:
         self.signals: list[int] = []
         self.stopping = False
         self.stop_deadline = 0.0
-        self.ctx = multiprocessing.get_context("spawn")
+        self.ctx = worker_context(settings.supervisor.start_method)
         self.log = logger.bind(component="supervisor")
         self.redis = redis_sync.Redis.from_url(settings.redis.dsn(), socket_connect_timeout=1, socket_timeout=2)
         self.pg: Any = None
@@ -134,6 +149,7 @@ class Supervisor:
             while True:
                 self._dispatch_signals()
                 self.reap()
+                self.reap_orphans()
                 if self.stopping:
                     if self._stopped_all():
                         break
@@ -207,7 +223,9 @@ class Supervisor:
     # --- workers ----------------------------------------------------------------------------
     def spawn_worker(self, slot: Slot) -> None:
         parent_end, child_end = self.ctx.Pipe(duplex=False)
-        spec = WorkerSpec(slot.name, slot.symbols, self.settings, parent_pid=os.getpid())
+        # a forked worker's parent is the fork server: it watches its control pipe (EOF) instead
+        parent = os.getpid() if self.ctx.get_start_method() == "spawn" else None
+        spec = WorkerSpec(slot.name, slot.symbols, self.settings, parent_pid=parent)
         proc = self.ctx.Process(target=self.target, args=(spec, parent_end), name=f"tick-{slot.name}", daemon=False)
         proc.start()
         parent_end.close()
@@ -244,6 +262,20 @@ class Supervisor:
                 self.log.error(f"{slot.name}: parked as failed: {decision.reason}; last error: {slot.last_error}")
             else:
                 self.log.warning(f"{slot.name}: {decision.reason}")
+
+    def reap_orphans(self) -> None:
+        """As PID 1 (a container without an init) we adopt orphans: reap the dead ones nobody waits for.
+
+        Our own children (spawned workers, the fork server, multiprocessing's resource tracker)
+        are left to multiprocessing, which waits for them itself.
+        """
+        if os.getpid() != 1:
+            return
+        ours = {s.proc.pid for s in self.slots.values() if s.proc is not None} | _multiprocessing_helpers()
+        for pid in _zombie_children():
+            if pid not in ours:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
 
     def _worker_error(self, slot: Slot) -> str:
         with contextlib.suppress(Exception):
@@ -430,6 +462,26 @@ class Supervisor:
         with contextlib.suppress(redis_sync.RedisError, OSError):
             self.redis.set(keys.supervisor_state(self.settings.service.namespace),
                            orjson.dumps({**self.state(), "stopping": True, "stopped": True}), ex=3600)
+
+
+def _zombie_children() -> list[int]:
+    me, out = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                state, ppid = (d / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                if state == "Z" and int(ppid) == me:
+                    out.append(int(d.name))
+    return out
+
+
+def _multiprocessing_helpers() -> set[int]:
+    """Pids of the fork server and resource tracker multiprocessing started (it reaps them itself)."""
+    from multiprocessing import forkserver, resource_tracker
+
+    pids = {getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None),
+            getattr(getattr(resource_tracker, "_resource_tracker", None), "_pid", None)}
+    return {p for p in pids if p}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -38,29 +38,15 @@ from redis.exceptions import RedisError
 from fullon_ticker_service import health, keys
 from fullon_ticker_service.backoff import delay
 from fullon_ticker_service.channels import Plan, chunked, plan_for
-from fullon_ticker_service.config import ConfigError, ExchangeSettings, Settings
+from fullon_ticker_service.config import ConfigError, ExchangeSettings
+from fullon_ticker_service.launch import EXIT_CONFIG, EXIT_CRASH, EXIT_OK, EXIT_PARENT_GONE, WorkerSpec
+from fullon_ticker_service.launch import spawn_target as spawn_target  # re-exported: the usual entry point
 from fullon_ticker_service.redis_client import make_redis
 from fullon_ticker_service.tick import MALFORMED, OLDER, normalise, validate
 from fullon_ticker_service.writer import TickWriter
 
-# Exit codes: the worker -> supervisor protocol.
-EXIT_OK = 0
-EXIT_CRASH = 1  # unexpected exception: restart with backoff
-EXIT_CONFIG = 3  # unknown exchange id, no valid symbol, bad config: do not restart
-EXIT_PARENT_GONE = 4  # the supervisor died; we stopped on our own
-
 STABLE_AFTER = 30.0  # seconds of working connection before the backoff attempt count resets
 REJECT_LOG_EVERY = 10.0  # at most one rejection summary line per this many seconds
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """Everything a worker process needs; picklable for the supervisor's spawn."""
-
-    exchange: str  # catalog name (also the Redis key component)
-    symbols: tuple[str, ...]
-    settings: Settings
-    parent_pid: int | None = None  # exit when this process is gone
 
 
 class TickerSink(dict):  # type: ignore[type-arg]
@@ -583,11 +569,6 @@ def run_process(spec: WorkerSpec, control: Connection | None = None) -> int:
 
 async def _run(spec: WorkerSpec, control: Connection | None) -> int:
     return await Worker(spec, control).run()  # built inside the loop it runs on
-
-
-def spawn_target(spec: WorkerSpec, control: Connection | None = None) -> None:
-    """multiprocessing target: exit with the worker's code."""
-    sys.exit(run_process(spec, control))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,19 +67,28 @@ def row(config: Path, exchange: str) -> dict[str, Any] | None:
     return next((r for r in ps_json(config) if r["exchange"] == exchange), None)
 
 
-def worker_pids(supervisor_pid: int) -> list[int]:
-    """Child processes of the supervisor (from /proc), excluding multiprocessing's helpers."""
-    out = []
+def _children() -> dict[int, list[tuple[int, bytes]]]:
+    out: dict[int, list[tuple[int, bytes]]] = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                stat = (d / "stat").read_text()
-                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 cmd = (d / "cmdline").read_bytes()
             except (OSError, IndexError, ValueError):
                 continue
-            if ppid == supervisor_pid and b"spawn_main" in cmd:
-                out.append(int(d.name))
+            out.setdefault(ppid, []).append((int(d.name), cmd))
+    return out
+
+
+def worker_pids(supervisor_pid: int) -> list[int]:
+    """Worker processes of a supervisor (from /proc): spawned children, or children of its fork server."""
+    children = _children()
+    out = []
+    for pid, cmd in children.get(supervisor_pid, []):
+        if b"spawn_main" in cmd:
+            out.append(pid)
+        elif b"forkserver" in cmd:
+            out += [w for w, _ in children.get(pid, [])]
     return out
 
 

@@ -14,8 +14,8 @@ from fullon_ticker_service.config import (
     ServiceSettings,
     Settings,
 )
+from fullon_ticker_service.launch import WorkerSpec, spawn_target
 from fullon_ticker_service.sim import Simulator
-from fullon_ticker_service.worker import WorkerSpec, spawn_target
 from tests.conftest import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB
 
 NAMESPACE = "tst"

@@ -227,7 +227,7 @@ async def test_sigterm_exits_zero_and_marks_stopped(sim, redis_db, worker_proc):
 async def test_unknown_exchange_and_symbols_are_config_errors(sim, redis_db, worker_proc):
     """An unknown ccxt id or no listed symbol exits with the config-error code, saying why."""
     from fullon_ticker_service.config import ExchangeSettings
-    from fullon_ticker_service.worker import EXIT_CONFIG
+    from fullon_ticker_service.launch import EXIT_CONFIG
 
     s = settings_for(sim, "binance")
     bogus = s.__class__(redis=s.redis, service=s.service,
