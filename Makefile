@@ -26,7 +26,7 @@ sim: install
 	$(BIN)/tickerctl sim
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests examples scripts/*.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -69,7 +69,7 @@ class TickerReader:
         return sorted((t for t in out if t is not None), key=lambda t: t.symbol)
 
     async def exchanges(self) -> list[str]:
-        return sorted(k.decode().split(":", 1)[1] async for k in self.redis.scan_iter("tickers:*", count=500))
+        return sorted([k.decode().split(":", 1)[1] async for k in self.redis.scan_iter("tickers:*", count=500)])
 
     def _parse(self, exchange: str, symbol: str, raw: bytes) -> Ticker | None:
         try:
