@@ -39,20 +39,11 @@ def _settings(path: Path | None) -> config.Settings:
 def up(cfg: Path | None = ConfigOpt,
        detach: bool = typer.Option(False, "--detach", "-d", help="run in the background (pidfile)")) -> None:
     """Start the supervisor and one worker per active exchange (foreground by default)."""
-    from fullon_ticker_service.supervisor import AlreadyRunning, Supervisor, pid_path
+    from fullon_ticker_service.supervisor import AlreadyRunning, Supervisor
 
     settings = _settings(cfg)
     if detach:
-        log = pid_path(settings).with_suffix(".log")
-        args = [sys.executable, "-m", "fullon_ticker_service.cli", "up"] + (["--config", str(cfg)] if cfg else [])
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(1.0)
-        if proc.poll() is not None:
-            typer.echo(f"tickerctl: supervisor exited at once (code {proc.returncode}); see {log}", err=True)
-            raise typer.Exit(proc.returncode or 1)
-        pid_path(settings).write_text(str(proc.pid))
-        typer.echo(f"supervisor started in the background, pid {proc.pid}; log {log}")
+        _detach(settings, cfg)
         return
     try:
         code = Supervisor(settings).run()
@@ -62,23 +53,44 @@ def up(cfg: Path | None = ConfigOpt,
     raise typer.Exit(code)
 
 
+def _detach(settings: config.Settings, cfg: Path | None) -> None:
+    """Start `up` in a new session; return once it holds the namespace lock (or say why it failed)."""
+    from fullon_ticker_service.supervisor import pid_path, running_pid
+
+    log = pid_path(settings).with_suffix(".log")
+    args = [sys.executable, "-m", "fullon_ticker_service.cli", "up"] + (["--config", str(cfg)] if cfg else [])
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            typer.echo(f"tickerctl: supervisor exited at once (code {proc.returncode}): {tail[0]} (log {log})",
+                       err=True)
+            raise typer.Exit(proc.returncode or 1)
+        if running_pid(settings) == proc.pid:
+            typer.echo(f"supervisor started in the background, pid {proc.pid}; pidfile {pid_path(settings)}; "
+                       f"log {log}")
+            return
+        time.sleep(0.1)
+    typer.echo(f"tickerctl: supervisor pid {proc.pid} did not take its lock within 30 s; see {log}", err=True)
+    raise typer.Exit(1)
+
+
 @app.command()
 def down(cfg: Path | None = ConfigOpt, timeout: float = typer.Option(20.0, help="seconds before giving up")) -> None:
     """Stop a running supervisor gracefully (SIGTERM, then wait)."""
-    from fullon_ticker_service.supervisor import lock_path
+    from fullon_ticker_service.supervisor import running_pid
 
     settings = _settings(cfg)
-    try:
-        pid = int(lock_path(settings).read_text().strip())
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError):
+    pid = running_pid(settings)
+    if pid is None:
         typer.echo("tickerctl: no supervisor is running for this namespace on this host", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(1)
+    os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if running_pid(settings) != pid:
             typer.echo(f"supervisor {pid} stopped")
             return
         time.sleep(0.1)

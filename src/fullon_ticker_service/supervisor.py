@@ -12,6 +12,7 @@ process disappears (their control pipe reaches EOF).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import multiprocessing
@@ -92,6 +93,29 @@ def pid_path(settings: Settings) -> Path:
     return lock_path(settings).with_suffix(".pid")
 
 
+def running_pid(settings: Settings) -> int | None:
+    """The pid of the supervisor holding this namespace's lock on this host, or None.
+
+    The lock, not the pidfile, is the truth: a pidfile left by a killed supervisor names a pid
+    that may since belong to another process, and must never be signalled.
+    """
+    try:
+        fd = os.open(lock_path(settings), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: a supervisor runs
+            with contextlib.suppress(ValueError):
+                return int(os.pread(fd, 32, 0).decode().strip())
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class Supervisor:
     def __init__(self, settings: Settings, policy: RestartPolicy | None = None,
                  target: Any = spawn_target, catalog: cat.Catalog | None = None,
@@ -134,6 +158,15 @@ class Supervisor:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
+        pid_path(self.settings).write_text(f"{os.getpid()}\n")
+
+    def release_lock(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            if int(pid_path(self.settings).read_text()) == os.getpid():
+                pid_path(self.settings).unlink()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns 0 when every worker stopped cleanly."""
@@ -168,6 +201,7 @@ class Supervisor:
             if self.pg is not None:
                 with contextlib.suppress(Exception):
                     self.pg.close()
+            self.release_lock()
         self.log.info("supervisor stopped")
         return 0 if self._clean_exit else 1
 
@@ -184,18 +218,35 @@ class Supervisor:
                 else:
                     self.begin_stop()
             elif sig == signal.SIGHUP:
-                self.log.info("SIGHUP: re-reading the catalog")
+                self.log.info("SIGHUP: re-reading the configuration and the catalog")
                 self.next_catalog_at = 0.0
-                if self.fixed_catalog is None and not self.settings.database.enabled:
+                if self.fixed_catalog is None:
                     self._reload_config()
 
     def _reload_config(self) -> None:
+        """Apply a re-read config file: the catalog (when it comes from the file), exchange settings
+        and restart policy. A worker whose connection settings changed is restarted; Redis, namespace
+        and database settings need a restart of the supervisor (said in one line)."""
         from fullon_ticker_service import config
 
+        old = self.settings
         try:
-            self.settings = config.load(self.settings.source if self.settings.source.endswith(".toml") else None)
+            new = config.load(old.source if old.source.endswith(".toml") else None)
         except config.ConfigError as exc:
-            self.log.error(f"SIGHUP: config not reloaded: {exc}")
+            self.log.error(f"SIGHUP: configuration not reloaded, keeping the running one: {exc}")
+            return
+        fixed = [k for k in ("redis", "database", "service") if getattr(new, k) != getattr(old, k)]
+        if fixed:
+            self.log.warning(f"SIGHUP: [{'], ['.join(fixed)}] changed; restart the supervisor to apply them")
+        self.settings = dataclasses.replace(new, redis=old.redis, database=old.database, service=old.service)
+        sv = self.settings.supervisor
+        self.policy = RestartPolicy(sv.restart_base, sv.restart_cap, sv.stable_after, sv.max_crashes,
+                                    sv.crash_window, sv.heartbeat_timeout, sv.start_grace)
+        self.stop_timeout = sv.stop_timeout
+        for name, slot in self.slots.items():
+            if _connection(old, name) != _connection(self.settings, name) and self._alive(slot):
+                self.log.info(f"{name}: exchange settings changed; restarting its worker")
+                self._terminate(slot)
 
     def begin_stop(self) -> None:
         self.log.info(f"stopping {sum(1 for s in self.slots.values() if self._alive(s))} worker(s)")
@@ -462,6 +513,11 @@ class Supervisor:
         with contextlib.suppress(redis_sync.RedisError, OSError):
             self.redis.set(keys.supervisor_state(self.settings.service.namespace),
                            orjson.dumps({**self.state(), "stopping": True, "stopped": True}), ex=3600)
+
+
+def _connection(settings: Settings, name: str) -> Any:
+    """An exchange's settings apart from its symbols (those are applied live, without a restart)."""
+    return dataclasses.replace(settings.exchange(name), symbols=())
 
 
 def _zombie_children() -> list[int]:
