@@ -59,7 +59,7 @@ def from_rows(rows: list[tuple[str, str | None]], settings: Settings) -> tuple[C
             continue
         catalog[name].append(symbol)
     for name in list(catalog):
-        if not name.replace("_", "").isalnum():
+        if not (name.isascii() and name.replace("_", "").isalnum()):
             problems.append(f"cat_exchanges: {name!r} is not a valid exchange name; skipped")
             del catalog[name]
     return _only(settings, {k: tuple(sorted(v)) for k, v in catalog.items()}), problems

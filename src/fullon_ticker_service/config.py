@@ -92,6 +92,7 @@ class ExchangeSettings:
     max_retries: int = 3  # TICKER_MAX_RETRIES: failed reconnects in a row before status `error`
     max_skew: float = 10.0  # accepted clock skew of exchange timestamps into the future (s)
     flush_interval: float = 0.0  # minimum spacing of Redis flushes (s); 0 = flush on arrival
+    max_frame_bytes: int = 4 * 1024 * 1024  # a larger websocket frame drops the connection (then reconnect)
 
 
 @dataclass(frozen=True)
@@ -327,6 +328,8 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{name}.chunk: must be >= 0")
         if ex.stale_after <= 0:
             raise ConfigError(f"{name}.stale_after: must be > 0")
+        if ex.max_frame_bytes < 1024:
+            raise ConfigError(f"{name}.max_frame_bytes: must be >= 1024")
         for sym in ex.symbols:
             if not valid_symbol(sym):
                 raise ConfigError(f"{name}.symbols: {sym!r} is not a unified symbol like BTC/USDT")

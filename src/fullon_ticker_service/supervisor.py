@@ -139,6 +139,7 @@ class Supervisor:
         self.next_catalog_at = 0.0
         self.catalog_attempt = 0
         self.catalog: cat.Catalog | None = None
+        self.catalog_problems: set[str] = set()
         self.host = socket.gethostname()
         self._lock_fd: int | None = None
         self._wake_r, self._wake_w = os.pipe()
@@ -448,8 +449,9 @@ class Supervisor:
                 self.pg = cat.connect(self.settings)
                 self.pg.execute(f"LISTEN {cat.CHANNEL}")
             catalog, problems = cat.load_pg(self.pg, self.settings)
-            for p in problems:
+            for p in sorted(set(problems) - self.catalog_problems):  # each once, not at every poll
                 self.log.error(f"catalog: {p}")
+            self.catalog_problems = set(problems)
             self._set_catalog(catalog)
             self.catalog_attempt = 0
             self.next_catalog_at = now + self.settings.database.poll_interval

@@ -208,6 +208,7 @@ class Worker:
             raise ConfigError(f"unknown ccxt exchange id {ccxt_id!r} (ccxt.pro has no such exchange)")
         config = {"enableRateLimit": True, **self.cfg.ccxt}
         self.exchange = cls(config)
+        _limit_frames(self.exchange, self.cfg.max_frame_bytes)
         self.plan = plan_for(ccxt_id, self.exchange.has, self.cfg.method, self.cfg.channel, self.cfg.chunk)
         if not self.exchange.has.get(_camel(self.plan.method)):
             raise ConfigError(f"ccxt {ccxt_id} has no {self.plan.method}")
@@ -521,6 +522,38 @@ def _await_chain(task: asyncio.Task[Any]) -> str:
             chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return " -> ".join(chain) or "(not started)"
+
+
+class _FrameLimit:
+    """An aiohttp session as ccxt sees it, but whose websockets refuse frames over `limit` bytes.
+
+    ccxt hard-codes a 10 MiB limit; a larger frame makes aiohttp fail the connection (close code
+    1009), which ccxt reports as a NetworkError, so the usual reconnect path handles it.
+    """
+
+    def __init__(self, session: Any, limit: int) -> None:
+        self._session, self._limit = session, limit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def ws_connect(self, *args: Any, **kwargs: Any) -> Any:
+        return self._session.ws_connect(*args, **{**kwargs, "max_msg_size": self._limit})
+
+
+def _limit_frames(exchange: Any, limit: int) -> None:
+    """Every websocket client `exchange` creates connects through `_FrameLimit`."""
+    make_client = exchange.client
+
+    def client(url: str) -> Any:
+        c = make_client(url)
+        if not getattr(c, "_frame_limit", None):
+            connect = c.create_connection
+            c.create_connection = lambda session: connect(_FrameLimit(session, limit))
+            c._frame_limit = limit
+        return c
+
+    exchange.client = client
 
 
 def _camel(name: str) -> str:

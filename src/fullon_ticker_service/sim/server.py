@@ -194,6 +194,13 @@ class Simulator:
                 raise TimeoutError(f"{venue}: {ex.budget} ticks of the burst still unsent")
             await asyncio.sleep(0.005)
 
+    async def send_raw(self, venue: str, frame: str | bytes) -> int:
+        """Send one arbitrary frame (hostile-input tests) to every connection of `venue`; returns how many."""
+        conns = list(self.exchanges[venue].conns)
+        for conn in conns:
+            await conn.send(frame)
+        return len(conns)
+
     async def fault(self, venue: str, action: str, count: int = 1, seconds: float | None = None,
                     rate: float | None = None) -> None:
         """Inject a fault (see ACTIONS). `seconds` bounds stall/refuse (None: until `resume`)."""
