@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo sim lint bench clean
+.PHONY: install test demo sim lint bench soak clean
 
 install: $(STAMP)
 
@@ -21,6 +21,12 @@ test: install
 demo: install
 	scripts/ensure-services redis
 	$(BIN)/tickerctl demo
+
+# A long soak (default 30 min; SOAK_SECONDS, SOAK_RATE, SOAK_SYMBOLS): memory, descriptors, tasks.
+soak: install
+	scripts/ensure-services redis
+	SOAK_SECONDS=$${SOAK_SECONDS:-1800} SOAK_REPORT=$${SOAK_REPORT:-docs/soak-report.json} \
+		$(BIN)/pytest -q -s tests/soak
 
 sim: install
 	$(BIN)/tickerctl sim

@@ -395,7 +395,7 @@ class Worker:
             "redis": "up" if w.redis_up else "down", "pending": len(w.pending),
             "flushes": w.flushes, "written": w.written, "older_in_redis": w.older_in_redis,
             "redis_round_trips": w.round_trips, "last_flush_ms": round(w.last_flush_ms, 3),
-            "last_error": st.last_error,
+            "last_error": st.last_error, **_resources(),
         }
 
     async def _publish_health(self, status: str | None = None) -> None:
@@ -522,6 +522,18 @@ def _await_chain(task: asyncio.Task[Any]) -> str:
             chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return " -> ".join(chain) or "(not started)"
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _resources() -> dict[str, Any]:
+    """What a leak would grow: resident memory, open descriptors, asyncio tasks (soak tests, operators)."""
+    out: dict[str, Any] = {"tasks": len(asyncio.all_tasks())}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        out["rss_mb"] = round(int(Path("/proc/self/statm").read_text().split()[1]) * _PAGE / 2**20, 1)
+        out["fds"] = len(os.listdir("/proc/self/fd"))
+    return out
 
 
 class _FrameLimit:
