@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -139,6 +140,37 @@ def _collect(settings: config.Settings):  # type: ignore[no-untyped-def]
 
 
 @app.command()
+def metrics(cfg: Path | None = ConfigOpt,
+            serve: str = typer.Option("", "--serve", metavar="HOST:PORT",
+                                      help="serve Prometheus text on http://HOST:PORT/metrics (loopback unless you "
+                                           "say otherwise)")) -> None:
+    """Prometheus text from the health records: print once, or serve it."""
+    from fullon_ticker_service import metrics as m
+
+    settings = _settings(cfg)
+    if not serve:
+        typer.echo(m.scrape(settings), nl=False)
+        return
+    host, _, port = serve.rpartition(":")
+    try:
+        port_n = int(port)
+    except ValueError:
+        typer.echo(f"tickerctl: --serve expects HOST:PORT, got {serve!r}", err=True)
+        raise typer.Exit(2) from None
+    asyncio.run(_serve_metrics(settings, host.strip("[]") or "127.0.0.1", port_n))
+
+
+async def _serve_metrics(settings: config.Settings, host: str, port: int) -> None:
+    from fullon_ticker_service import metrics as m
+
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # as PID 1 in a container nothing else would stop us
+        loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+    with contextlib.suppress(asyncio.CancelledError):
+        await m.serve(settings, host, port)
+
+
+@app.command()
 def worker(exchange: str, symbols: list[str] = typer.Argument(None), cfg: Path | None = ConfigOpt) -> None:
     """Run one exchange worker in the foreground (debugging)."""
     from fullon_ticker_service.launch import WorkerSpec
@@ -151,7 +183,8 @@ def worker(exchange: str, symbols: list[str] = typer.Argument(None), cfg: Path |
 
 @db_app.command("init")
 def db_init(cfg: Path | None = ConfigOpt,
-            seed: Path | None = typer.Option(None, help="TOML catalog to seed ([exchanges.X] symbols=[...])")) -> None:
+            seed: Path | None = typer.Option(
+                None, help="TOML catalog to seed (\\[exchanges.X] symbols=\\[...])")) -> None:
     """Create the fullon catalog tables if missing, install change triggers, seed."""
     from fullon_ticker_service import catalog
 

@@ -231,6 +231,7 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "TICKER_RECONNECT_DELAY": ("defaults", "reconnect_delay"),
     "TICKER_MAX_RETRIES": ("defaults", "max_retries"),
     "TICKER_STALE_AFTER": ("defaults", "stale_after"),
+    "TICKER_STOP_TIMEOUT": ("supervisor", "stop_timeout"),
 }
 OTHER_TICKER_ENV = {"TICKER_CONFIG"}  # read by `load()` itself
 DB_PARTS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")

@@ -305,7 +305,7 @@ class Supervisor:
                     self._clean_exit = False
                 self.log.info(f"{slot.name}: worker exited ({code})")
                 continue
-            slot.last_error = self._worker_error(slot) or slot.last_error
+            slot.last_error = self._worker_error(slot) or _exit_reason(code)
             decision = after_exit(slot.restart, self.policy, code, uptime, now)
             slot.status = decision.status
             if decision.start_at is not None:
@@ -515,6 +515,12 @@ class Supervisor:
         with contextlib.suppress(redis_sync.RedisError, OSError):
             self.redis.set(keys.supervisor_state(self.settings.service.namespace),
                            orjson.dumps({**self.state(), "stopping": True, "stopped": True}), ex=3600)
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"worker killed by signal {signal.Signals(-code).name}"
+    return f"worker exited with code {code}"
 
 
 def _connection(settings: Settings, name: str) -> Any:

@@ -173,6 +173,12 @@ class Worker:
             await self._publish_final(health.ERROR)
             await self._close()
             return EXIT_CONFIG
+        except Exception as exc:  # a crash at start still leaves its reason where `ps` reads it
+            self.log.exception(f"worker failed to start: {type(exc).__name__}: {exc}")
+            self.stats.last_error = f"start failed: {type(exc).__name__}: {exc}"[:300]
+            await self._publish_final(health.ERROR)
+            await self._close()
+            return EXIT_CRASH
         tasks = [
             asyncio.create_task(self.writer.run(), name="flusher"),
             asyncio.create_task(self._health_loop(), name="health"),
