@@ -44,3 +44,8 @@ def health_pattern(namespace: str) -> str:
 
 def supervisor_state(namespace: str) -> str:
     return f"{namespace}:supervisor:state"
+
+
+def supervisor_owner(namespace: str) -> str:
+    """`host:pid` of the one supervisor that owns the namespace (short TTL, renewed every tick)."""
+    return f"{namespace}:supervisor:owner"

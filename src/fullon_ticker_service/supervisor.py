@@ -38,6 +38,22 @@ from fullon_ticker_service.launch import WorkerSpec, spawn_target
 from fullon_ticker_service.policy import RestartPolicy, RestartState, after_exit
 
 TICK = 0.5
+OWNER_TTL_MS = 3000  # a supervisor silent this long (killed, paused, cut off) loses the namespace
+
+# Keep the namespace while it is ours; claim it when the key is gone (Redis restarted empty).
+# Returns 1 when we own it afterwards, 0 when someone else does.
+RENEW_OWNER = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] or not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+RELEASE_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class AlreadyRunning(RuntimeError):
@@ -143,6 +159,10 @@ class Supervisor:
         self.host = socket.gethostname()
         self._lock_fd: int | None = None
         self._wake_r, self._wake_w = os.pipe()
+        self.owner_id = f"{self.host}:{os.getpid()}"
+        self._owner_claimed = False
+        self._redis_ok_since = time.monotonic()  # heartbeat ages count from here after an outage
+        self._redis_failed = False
         self._clean_exit = True
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -169,9 +189,50 @@ class Supervisor:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def claim_namespace(self) -> None:
+        """One supervisor per Redis namespace, across hosts and runtime directories: a short-lived
+        `host:pid` key in Redis. Taken over only from a dead process of this host; with Redis
+        unreachable we start and claim it once Redis answers (see `renew_namespace`)."""
+        key = keys.supervisor_owner(self.settings.service.namespace)
+        try:
+            if self.redis.set(key, self.owner_id, nx=True, px=OWNER_TTL_MS):
+                self._owner_claimed = True
+                return
+            holder = (self.redis.get(key) or b"").decode()
+        except (redis_sync.RedisError, OSError) as exc:
+            self.log.warning(f"cannot check who owns the namespace (Redis: {_one_line(exc)}); claiming it "
+                             f"once Redis answers")
+            return
+        host, _, pid = holder.rpartition(":")
+        if host == self.host and pid.isdigit() and not _pid_alive(int(pid)):
+            self.redis.set(key, self.owner_id, px=OWNER_TTL_MS)  # its owner died; our flock serialises this
+            self._owner_claimed = True
+            return
+        raise AlreadyRunning(f"another supervisor ({holder or 'unknown'}) already runs for namespace "
+                             f"{self.settings.service.namespace!r} on this Redis; not starting")
+
+    def renew_namespace(self) -> None:
+        try:
+            owned = self.redis.eval(RENEW_OWNER, 1, keys.supervisor_owner(self.settings.service.namespace),
+                                    self.owner_id, OWNER_TTL_MS)
+        except (redis_sync.RedisError, OSError):
+            return  # nobody can claim it while Redis is unreachable for us all
+        if owned:
+            self._owner_claimed = True
+        elif not self.stopping:
+            self.log.error("another supervisor took over this namespace (we were paused, cut off, or started "
+                           "while Redis was down); stopping our workers")
+            self._clean_exit = False
+            self.begin_stop()
+
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns 0 when every worker stopped cleanly."""
         self.acquire_lock()
+        try:
+            self.claim_namespace()
+        except AlreadyRunning:
+            self.release_lock()
+            raise
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
         signal.set_wakeup_fd(self._wake_w)
@@ -182,6 +243,7 @@ class Supervisor:
         try:
             while True:
                 self._dispatch_signals()
+                self.renew_namespace()
                 self.reap()
                 self.reap_orphans()
                 if self.stopping:
@@ -193,10 +255,13 @@ class Supervisor:
                     self.refresh_catalog()
                     self.reconcile()
                 self.publish()
-                self._wait(TICK)
+                self._wait(self._next_wait())
         finally:
             self._kill_all()
             self._clear_state()
+            with contextlib.suppress(redis_sync.RedisError, OSError):
+                self.redis.eval(RELEASE_OWNER, 1, keys.supervisor_owner(self.settings.service.namespace),
+                                self.owner_id)
             with contextlib.suppress(Exception):
                 self.redis.close()
             if self.pg is not None:
@@ -205,6 +270,12 @@ class Supervisor:
             self.release_lock()
         self.log.info("supervisor stopped")
         return 0 if self._clean_exit else 1
+
+    def _next_wait(self) -> float:
+        """Sleep one tick, or less when a restart is due sooner (so short backoffs keep their jitter)."""
+        now = time.monotonic()
+        due = [s.start_at - now for s in self.slots.values() if s.status == "backoff" and s.proc is None]
+        return max(0.01, min([TICK, *due]))
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
@@ -345,15 +416,20 @@ class Supervisor:
             try:
                 raw = self.redis.get(keys.health(self.settings.service.namespace, slot.name))
             except redis_sync.RedisError:
+                self._redis_failed = True
                 return  # cannot tell a hung worker from a Redis outage: judge nobody
+            if self._redis_failed:  # Redis is back (maybe empty): nobody is judged on the outage
+                self._redis_failed = False
+                self._redis_ok_since = now_m
+            since_redis = now_m - self._redis_ok_since
             rec = health.decode(slot.name, raw, now, self.settings.service.health_interval)
             if rec.pid == slot.proc.pid and rec.status in ("running", "error"):
                 slot.status = "running"
                 if rec.status == "error" and rec.last_error:
                     slot.last_error = rec.last_error
-                age = now - rec.updated_at
+                age = min(now - rec.updated_at, since_redis)
             else:
-                age = now_m - slot.started_at  # not reported yet (or an older worker's record)
+                age = min(now_m - slot.started_at, since_redis)  # not reported yet, or the record was lost
                 if age < self.policy.start_grace:
                     continue
             limit = self.policy.heartbeat_timeout if rec.pid == slot.proc.pid else self.policy.start_grace
@@ -526,6 +602,16 @@ def _exit_reason(code: int | None) -> str:
 def _connection(settings: Settings, name: str) -> Any:
     """An exchange's settings apart from its symbols (those are applied live, without a restart)."""
     return dataclasses.replace(settings.exchange(name), symbols=())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _zombie_children() -> list[int]:

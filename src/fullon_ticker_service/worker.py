@@ -114,6 +114,7 @@ class Worker:
         self._unlogged_rejects: Counter[str] = Counter()
         self._last_symbol_kick = 0.0
         self._health_failed = False
+        self._early_symbols: set[str] | None = None
 
     # --- the hot path ---------------------------------------------------------------------
     def on_ticker(self, symbol: str, ticker: Any) -> None:
@@ -165,8 +166,20 @@ class Worker:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGUSR1, self.dump_tasks)
         loop.set_exception_handler(self._loop_exception)
+        tasks: list[asyncio.Task[Any]] = []
+        # watch for the supervisor's death from the first moment: a start can retry for long
+        # (markets over REST, an unreachable exchange) and must not outlive its supervisor
+        if self.spec.parent_pid:
+            tasks.append(asyncio.create_task(self._watch_parent(), name="parent"))
+        if self.control is not None:
+            loop.add_reader(self.control.fileno(), self._on_control)
+            tasks.append(asyncio.create_task(self._control_loop(), name="control"))
         try:
-            await self._start_exchange()
+            if not await self._until_stopped(self._start_exchange()):
+                for t in tasks:
+                    t.cancel()
+                await self._close(0.4)
+                return self._exit_code
         except ConfigError as exc:
             self.log.error(f"configuration error: {exc}")
             self.stats.last_error = str(exc)
@@ -179,18 +192,15 @@ class Worker:
             await self._publish_final(health.ERROR)
             await self._close()
             return EXIT_CRASH
-        tasks = [
+        tasks += [
             asyncio.create_task(self.writer.run(), name="flusher"),
             asyncio.create_task(self._health_loop(), name="health"),
             asyncio.create_task(self._watchdog(), name="watchdog"),
         ]
-        if self.spec.parent_pid:
-            tasks.append(asyncio.create_task(self._watch_parent(), name="parent"))
-        if self.control is not None:
-            loop.add_reader(self.control.fileno(), self._on_control)
-            tasks.append(asyncio.create_task(self._control_loop(), name="control"))
         self._subscribe(sorted(self.wanted))
         self.status = health.RUNNING
+        if self._early_symbols is not None:  # the catalog changed while we were starting
+            await self.update_symbols(self._early_symbols)
         self.log.info(f"collecting {len(self.wanted)} symbols via {self.plan.method} "  # type: ignore[union-attr]
                       f"({len(self.chunks)} subscriptions)")
         stop_wait = asyncio.create_task(self._stop.wait())
@@ -214,6 +224,10 @@ class Worker:
             raise ConfigError(f"unknown ccxt exchange id {ccxt_id!r} (ccxt.pro has no such exchange)")
         config = {"enableRateLimit": True, **self.cfg.ccxt}
         self.exchange = cls(config)
+        # ccxt (4.5.90) adds its own per-URL dial backoff (0.1 s doubling to 30 s, no jitter, reset
+        # only by a successful connect) on top of ours: after an outage it held reconnects for up
+        # to 30 s. Our chunk loops' jittered, capped backoff is the only one.
+        self.exchange.ws_dial_delay = lambda url: 0.0
         _limit_frames(self.exchange, self.cfg.max_frame_bytes)
         self.plan = plan_for(ccxt_id, self.exchange.has, self.cfg.method, self.cfg.channel, self.cfg.chunk)
         if not self.exchange.has.get(_camel(self.plan.method)):
@@ -226,21 +240,22 @@ class Worker:
             raise ConfigError(f"none of the symbols is listed by {ccxt_id}: {given}")
 
     async def _load_markets(self) -> None:
+        """Markets from the snapshot (`markets` setting) or ccxt's REST call; an unreachable
+        source is retried with backoff (a stop ends the wait), a bad one is a config error."""
         source = self.cfg.markets
-        if source:
-            markets = await _read_markets(source)
-            self.exchange.set_markets(markets)
-            return
         attempt = 0
         while True:
             try:
-                await self.exchange.load_markets()
+                if source:
+                    self.exchange.set_markets(await _read_markets(source))
+                else:
+                    await self.exchange.load_markets()
                 return
-            except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
+            except (ccxt.NetworkError, ccxt.ExchangeNotAvailable, MarketsUnavailable) as exc:
                 attempt += 1
                 wait = delay(attempt, self.cfg.reconnect_delay, self.cfg.reconnect_max_delay)
-                self.log.warning(f"load_markets failed ({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
-                self.stats.last_error = f"load_markets: {exc}"
+                self.log.warning(f"markets not loaded ({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
+                self.stats.last_error = f"markets: {exc}"
                 await self._sleep_or_stop(wait)
                 if self._stop.is_set():
                     raise ConfigError("stopped before markets could be loaded") from None
@@ -460,7 +475,24 @@ class Worker:
                 self._exit_code = EXIT_PARENT_GONE
                 self.stop()
                 return
+            if self.status == health.STARTING:  # applied once subscribed (see run)
+                self._early_symbols = set(symbols)
+                continue
             await self.update_symbols(set(symbols))
+
+    async def _until_stopped(self, coro: Any) -> bool:
+        """Run `coro` unless a stop comes first (then cancel it); True when it completed."""
+        work, stop = asyncio.ensure_future(coro), asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([work, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if work.done():
+            work.result()  # its exception, if any
+            return True
+        work.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(work, 0.2)
+        self.log.info("stopped while starting")
+        return False
 
     async def _sleep_or_stop(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -492,6 +524,7 @@ class Worker:
         _, stuck = await asyncio.wait(pending, timeout=budget)
         for t in stuck:  # a task that ignores cancellation must not hold the shutdown hostage
             self.log.error(f"task {t.get_name()} did not stop on cancel ({_await_chain(t)}); leaving it")
+        await self._close_exchange(budget)  # no tick may be accepted after the final flush
         try:
             await asyncio.wait_for(self.writer.flush_now(), budget)
         except (Exception, asyncio.CancelledError) as exc:
@@ -511,10 +544,16 @@ class Worker:
                     pipe.hdel(keys.PROCESS_COMPONENTS, self.name)
                     await asyncio.wait_for(pipe.execute(), budget)
 
-    async def _close(self, budget: float = 2.0) -> None:
+    async def _close_exchange(self, budget: float = 2.0) -> None:
         if self.exchange is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self.exchange.close(), budget)
+            if isinstance(self.exchange.tickers, TickerSink):  # a frame parsed while closing is dropped
+                self.exchange.tickers.on_set = lambda symbol, ticker: None
+            self.exchange = None
+
+    async def _close(self, budget: float = 2.0) -> None:
+        await self._close_exchange(budget)
         with contextlib.suppress(Exception):
             await self.redis.aclose()
 
@@ -579,6 +618,10 @@ def _camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
+class MarketsUnavailable(Exception):
+    """The markets snapshot could not be fetched now (network); worth retrying."""
+
+
 async def _read_markets(source: str) -> list[dict[str, Any]]:
     """A markets snapshot: a JSON list of ccxt market dicts, from a file or an http(s) URL."""
     try:
@@ -586,13 +629,21 @@ async def _read_markets(source: str) -> list[dict[str, Any]]:
             import aiohttp
 
             timeout = aiohttp.ClientTimeout(10)
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(source) as r:
-                r.raise_for_status()
-                data = orjson.loads(await r.read())
+            try:
+                async with aiohttp.ClientSession(timeout=timeout) as session, session.get(source) as r:
+                    if 400 <= r.status < 500:  # a wrong URL does not fix itself
+                        raise ConfigError(f"markets snapshot {source!r}: HTTP {r.status}")
+                    r.raise_for_status()
+                    body = await r.read()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise MarketsUnavailable(f"{source}: {type(exc).__name__}: {exc}") from None
         else:
             # start-up only, before any subscription: a blocking read of a small file is fine
-            data = orjson.loads(Path(source).read_bytes())  # noqa: ASYNC240
-    except Exception as exc:  # file, HTTP or JSON: all mean the same to the operator
+            body = Path(source).read_bytes()  # noqa: ASYNC240
+        data = orjson.loads(body)
+    except (ConfigError, MarketsUnavailable):
+        raise
+    except Exception as exc:  # a missing file or broken JSON: the operator must fix it
         raise ConfigError(f"markets snapshot {source!r} unreadable: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, list) or not all(isinstance(m, dict) and "symbol" in m for m in data):
         raise ConfigError(f"markets snapshot {source!r}: expected a JSON list of market objects")

@@ -134,3 +134,25 @@ async def test_crash_loop_backs_off_then_parks(sim, redis_db, procs, tmp_path):
     assert r["restarts"] == 3 and "backoff" in seen
     await eventually(lambda: running(cfg, ("binance",)), 30, 0.3, "binance unaffected")
     assert sup.poll() is None
+
+
+async def test_sigkill_while_a_worker_is_still_starting_leaves_no_worker(sim, redis_db, procs, tmp_path):
+    """A worker still waiting for its markets (a server that accepts and never answers) must not
+    outlive its supervisor either: it watches the control pipe from its first moment."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections complete in the backlog; no reply ever comes
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/markets"
+        cfg = write_config(tmp_path / "c.toml", sim, {"binance": {"symbols": sim.symbols("binance"),
+                                                                  "markets": url}})
+        sup = procs("up", "-c", str(cfg))
+        workers = await eventually(lambda: worker_pids(sup.pid), 30, 0.1, "a worker process")
+        sup.kill()
+        t0 = time.monotonic()
+        await eventually(lambda: not any(alive(p) for p in workers), 5, 0.05, "starting worker gone")
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        silent.close()
