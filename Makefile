@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo sim lint bench soak clean
+.PHONY: install test demo sim lint bench soak faults-long clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ soak: install
 	scripts/ensure-services redis
 	SOAK_SECONDS=$${SOAK_SECONDS:-1800} SOAK_REPORT=$${SOAK_REPORT:-docs/soak-report.json} \
 		$(BIN)/pytest -q -s tests/soak
+
+# The fault matrix with the issue's 30 s outages (make test uses 8 s).
+faults-long: install
+	scripts/ensure-services redis postgres
+	FAULT_OUTAGE_S=30 $(BIN)/pytest -q -s tests/faults
 
 sim: install
 	$(BIN)/tickerctl sim
