@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo sim lint bench soak faults-long clean
+.PHONY: install test demo sim lint bench bench-smoke soak faults-long clean
 
 install: $(STAMP)
 
@@ -21,6 +21,16 @@ test: install
 demo: install
 	scripts/ensure-services redis
 	$(BIN)/tickerctl demo
+
+# The full benchmark (~10 min): docs/benchmarks.md explains it; raw output in docs/benchmarks-raw.
+bench: install
+	scripts/ensure-services redis
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python scripts/bench.py --private-redis --out docs/benchmarks-raw
+
+bench-smoke: install
+	scripts/ensure-services redis
+	$(BIN)/pytest -q tests/bench
 
 # A long soak (default 30 min; SOAK_SECONDS, SOAK_RATE, SOAK_SYMBOLS): memory, descriptors, tasks.
 soak: install

@@ -69,6 +69,7 @@ class Chunk:
     task: asyncio.Task[None] | None = None
     attempt: int = 0
     connected_at: float = 0.0
+    forced: bool = False  # its connection was failed by us (watchdog), not by the exchange
 
 
 @dataclass
@@ -337,6 +338,7 @@ class Worker:
                 await self._failed(chunk, f"{type(exc).__name__}: {exc}")
                 continue
             now = time.monotonic()
+            chunk.forced = False
             if chunk.attempt:
                 if not chunk.connected_at:
                     chunk.connected_at = now
@@ -349,7 +351,9 @@ class Worker:
                     chunk.attempt, chunk.connected_at = 0, 0.0
 
     async def _failed(self, chunk: Chunk, error: str) -> None:
-        chunk.attempt += 1
+        # a reconnect we forced (silence watchdog) is not the exchange failing: do not grow the backoff
+        chunk.attempt = 1 if chunk.forced else chunk.attempt + 1
+        chunk.forced = False
         chunk.connected_at = 0.0
         self.stats.failures_in_row += 1
         self.stats.last_error = error[:300]
@@ -364,6 +368,8 @@ class Worker:
         """Fail every open connection so the watch loops reconnect and resubscribe."""
         clients = list(getattr(self.exchange, "clients", {}).values())
         self.log.warning(f"forcing reconnect of {len(clients)} connection(s): {why}")
+        for chunk in self.chunks:
+            chunk.forced = True
         for client in clients:
             with contextlib.suppress(Exception):
                 client.on_error(ccxt.NetworkError(f"watchdog: {why}"))

@@ -20,13 +20,14 @@ script's time check makes that replay harmless when Redis kept its data.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 
 import orjson
 from loguru import logger
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from fullon_ticker_service import keys
 from fullon_ticker_service.backoff import delay
@@ -51,6 +52,7 @@ for i = 2, #KEYS do
 end
 return written
 """
+WRITE_NEWER_SHA = hashlib.sha1(WRITE_NEWER.encode()).hexdigest()
 
 
 class TickWriter:
@@ -65,7 +67,6 @@ class TickWriter:
         self.latest: dict[str, Tick] = {}  # last accepted tick per symbol, for replay after outages
         self._replay = False
         self._wake = asyncio.Event()
-        self._script = redis.register_script(WRITE_NEWER)
         self._on_state = on_redis_state or (lambda up, err: None)
         self.redis_up = True
         # counters for the health record
@@ -142,20 +143,34 @@ class TickWriter:
         return written
 
     async def _send(self, batch: dict[str, Tick]) -> int:
+        """One pipeline of raw EVALSHAs: one round trip. (redis-py's Script objects add a
+        SCRIPT EXISTS round trip before every pipeline that holds them.) A Redis that lost the
+        script (restarted) answers NOSCRIPT: load it and send the batch again, which is harmless
+        because the script never writes older over newer."""
         ex = self.exchange
         hkey = keys.tickers(ex)
         items = list(batch.items())
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(items), BATCH):
-                part = items[start:start + BATCH]
-                ks = [hkey]
-                args: list[str | bytes] = []
-                for symbol, tick in part:
-                    ks.append(keys.ticker_time(ex, symbol))
-                    args += (symbol, repr(tick["time"]), orjson.dumps(tick), keys.ticker_updates(ex, symbol))
-                await self._script(keys=ks, args=args, client=pipe)
-            results = await pipe.execute()
-        return sum(int(r) for r in results)
+        calls = []
+        for start in range(0, len(items), BATCH):
+            ks = [hkey]
+            args: list[str | bytes] = []
+            for symbol, tick in items[start:start + BATCH]:
+                ks.append(keys.ticker_time(ex, symbol))
+                args += (symbol, repr(tick["time"]), orjson.dumps(tick), keys.ticker_updates(ex, symbol))
+            calls.append((len(ks), *ks, *args))
+        for attempt in range(2):
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for call in calls:
+                        pipe.execute_command("EVALSHA", WRITE_NEWER_SHA, *call)
+                    results = await pipe.execute()
+                return sum(int(r) for r in results)
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self.redis.script_load(WRITE_NEWER)
+                self.round_trips += 2  # the failed pipeline and the load
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def remove(self, symbols: set[str]) -> None:
         """Delete symbols no longer collected, so no one reads a price that stopped updating."""
