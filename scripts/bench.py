@@ -52,6 +52,8 @@ from typing import Any, ClassVar
 
 import orjson
 
+from fullon_ticker_service.sim.demo import toml_value
+
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -130,20 +132,6 @@ def child_env(runtime: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKER_", "REDIS_", "DB_", "DATABASE_"))}
     env["XDG_RUNTIME_DIR"] = str(runtime)
     return env
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(type(v))
 
 
 def supports_start_method() -> bool:
