@@ -137,10 +137,8 @@ class Supervisor:
                  target: Any = spawn_target, catalog: cat.Catalog | None = None,
                  catalog_conn: Connection | None = None) -> None:
         self.settings = settings
-        sv = settings.supervisor
-        self.policy = policy or RestartPolicy(sv.restart_base, sv.restart_cap, sv.stable_after, sv.max_crashes,
-                                              sv.crash_window, sv.heartbeat_timeout, sv.start_grace)
-        self.stop_timeout = sv.stop_timeout
+        self.policy = policy or _policy(settings)
+        self.stop_timeout = settings.supervisor.stop_timeout
         self.target = target
         self.fixed_catalog = catalog  # the embedding API: a catalog that does not come from a source
         self.catalog_conn = catalog_conn  # ...and its updates (TickerDaemon.process_ticker)
@@ -311,10 +309,8 @@ class Supervisor:
         if fixed:
             self.log.warning(f"SIGHUP: [{'], ['.join(fixed)}] changed; restart the supervisor to apply them")
         self.settings = dataclasses.replace(new, redis=old.redis, database=old.database, service=old.service)
-        sv = self.settings.supervisor
-        self.policy = RestartPolicy(sv.restart_base, sv.restart_cap, sv.stable_after, sv.max_crashes,
-                                    sv.crash_window, sv.heartbeat_timeout, sv.start_grace)
-        self.stop_timeout = sv.stop_timeout
+        self.policy = _policy(self.settings)
+        self.stop_timeout = self.settings.supervisor.stop_timeout
         for name, slot in self.slots.items():
             if _connection(old, name) != _connection(self.settings, name) and self._alive(slot):
                 self.log.info(f"{name}: exchange settings changed; restarting its worker")
@@ -591,6 +587,12 @@ class Supervisor:
         with contextlib.suppress(redis_sync.RedisError, OSError):
             self.redis.set(keys.supervisor_state(self.settings.service.namespace),
                            orjson.dumps({**self.state(), "stopping": True, "stopped": True}), ex=3600)
+
+
+def _policy(settings: Settings) -> RestartPolicy:
+    sv = settings.supervisor
+    return RestartPolicy(sv.restart_base, sv.restart_cap, sv.stable_after, sv.max_crashes, sv.crash_window,
+                         sv.heartbeat_timeout, sv.start_grace)
 
 
 def _exit_reason(code: int | None) -> str:

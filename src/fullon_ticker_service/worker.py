@@ -40,7 +40,6 @@ from fullon_ticker_service.backoff import delay
 from fullon_ticker_service.channels import Plan, chunked, plan_for
 from fullon_ticker_service.config import ConfigError, ExchangeSettings
 from fullon_ticker_service.launch import EXIT_CONFIG, EXIT_CRASH, EXIT_OK, EXIT_PARENT_GONE, WorkerSpec
-from fullon_ticker_service.launch import spawn_target as spawn_target  # re-exported: the usual entry point
 from fullon_ticker_service.redis_client import make_redis
 from fullon_ticker_service.tick import MALFORMED, OLDER, normalise, validate
 from fullon_ticker_service.writer import TickWriter

@@ -158,19 +158,19 @@ class TickWriter:
                 ks.append(keys.ticker_time(ex, symbol))
                 args += (symbol, repr(tick["time"]), orjson.dumps(tick), keys.ticker_updates(ex, symbol))
             calls.append((len(ks), *ks, *args))
-        for attempt in range(2):
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for call in calls:
-                        pipe.execute_command("EVALSHA", WRITE_NEWER_SHA, *call)
-                    results = await pipe.execute()
-                return sum(int(r) for r in results)
-            except NoScriptError:
-                if attempt:
-                    raise
-                await self.redis.script_load(WRITE_NEWER)
-                self.round_trips += 2  # the failed pipeline and the load
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await self._evalsha(calls)
+        except NoScriptError:
+            await self.redis.script_load(WRITE_NEWER)
+            self.round_trips += 2  # the failed pipeline and the load
+            return await self._evalsha(calls)
+
+    async def _evalsha(self, calls: list[tuple[int | str | bytes, ...]]) -> int:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.execute_command("EVALSHA", WRITE_NEWER_SHA, *call)
+            results = await pipe.execute()
+        return sum(int(r) for r in results)
 
     async def remove(self, symbols: set[str]) -> None:
         """Delete symbols no longer collected, so no one reads a price that stopped updating."""

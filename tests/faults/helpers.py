@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from fullon_ticker_service.sim import Simulator
 from tests.supervisor.helpers import health, ps_json, write_config
+from tests.supervisor.helpers import running as running  # the shared helper, re-exported for tests/faults
 
 # FAULT_OUTAGE_S: length of the refuse and Redis outages. The issue asks for 30 s; the default keeps
 # the suite short (`FAULT_OUTAGE_S=30 pytest tests/faults` is the long variant). Nothing else in the
@@ -67,12 +68,6 @@ async def ps(cfg: Path) -> dict[str, dict[str, Any]]:
 
 async def ahealth(cfg: Path) -> tuple[int, str]:
     return await asyncio.to_thread(health, cfg)
-
-
-async def running(cfg: Path, names: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]] | bool:
-    """Every named exchange `running` with ticks, per `ps --json` (the rows), else False."""
-    rows = await ps(cfg)
-    return all(rows.get(n, {}).get("status") == "running" and rows[n]["ticks"] > 0 for n in names) and rows
 
 
 async def ticker_times(redis: Any, exchange: str, symbols: list[str]) -> dict[str, float]:

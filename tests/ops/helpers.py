@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from fullon_ticker_service import config
-from tests.supervisor.helpers import env, ps_json
+from tests.supervisor.helpers import env
+from tests.supervisor.helpers import running as running  # the shared helper, re-exported for tests/ops
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK_HEALTH = ROOT / "scripts" / "check_health"
@@ -33,13 +33,6 @@ def settings(cfg: Path) -> config.Settings:
 async def acheck_health(cfg: Path, *args: str) -> tuple[int, str]:
     """check_health in a thread: the simulator shares the test's event loop and must keep serving."""
     return await asyncio.to_thread(check_health, cfg, *args)
-
-
-async def running(cfg: Path, names: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:
-    """`tickerctl ps` rows when every named exchange runs and has ticks, else None."""
-    rows = {r["exchange"]: r for r in await asyncio.to_thread(ps_json, cfg)}
-    ok = all(rows.get(n, {}).get("status") == "running" and rows[n]["ticks"] > 0 for n in names)
-    return rows if ok else None
 
 
 def free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -61,6 +62,13 @@ def ps_json(config: Path) -> list[dict[str, Any]]:
     out = subprocess.run([sys.executable, "-m", "fullon_ticker_service.cli", "ps", "--json", "-c", str(config)],
                          env=env(), capture_output=True, timeout=20, check=True)
     return orjson.loads(out.stdout)
+
+
+async def running(config: Path, names: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]] | bool:
+    """`ps --json` rows by exchange when every named exchange is `running` with ticks, else False.
+    Run in a thread: the in-process simulator shares the test's event loop."""
+    rows = {r["exchange"]: r for r in await asyncio.to_thread(ps_json, config)}
+    return all(rows.get(n, {}).get("status") == "running" and rows[n]["ticks"] > 0 for n in names) and rows
 
 
 def row(config: Path, exchange: str) -> dict[str, Any] | None:

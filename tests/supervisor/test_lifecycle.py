@@ -13,7 +13,7 @@ from fullon_ticker_service import config
 from fullon_ticker_service.sim import SimExchange, Simulator
 from fullon_ticker_service.supervisor import lock_path, pid_path, running_pid
 from tests.conftest import eventually
-from tests.supervisor.helpers import alive, env, ps_json, row, worker_pids, write_config
+from tests.supervisor.helpers import alive, env, ps_json, row, running, worker_pids, write_config
 
 
 @pytest.fixture
@@ -37,10 +37,6 @@ def same_runtime_dir(monkeypatch):
 def settings_of(cfg) -> config.Settings:
     return config.load(cfg, environ={}, dotenv=None)
 
-
-async def running(cfg, names):
-    rows = {r["exchange"]: r for r in ps_json(cfg)}
-    return all(rows.get(n, {}).get("status") == "running" and rows[n]["ticks"] > 0 for n in names) and rows
 
 
 async def test_detach_then_down(sim, redis_db, tmp_path):

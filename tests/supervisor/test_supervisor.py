@@ -10,7 +10,7 @@ import pytest
 
 from fullon_ticker_service.sim import SimExchange, Simulator
 from tests.conftest import eventually
-from tests.supervisor.helpers import alive, health, ps_json, row, worker_pids, write_config
+from tests.supervisor.helpers import alive, health, ps_json, row, running, worker_pids, write_config
 
 
 @pytest.fixture
@@ -23,10 +23,6 @@ async def sim():
 def catalog(sim, names=("binance", "okx", "bybit")):
     return {n: {"symbols": sim.symbols(n)} for n in names}
 
-
-async def running(cfg, names):
-    rows = {r["exchange"]: r for r in ps_json(cfg)}
-    return all(rows.get(n, {}).get("status") == "running" and rows[n]["ticks"] > 0 for n in names) and rows
 
 
 async def ticker_time(redis_db, exchange, symbol):
