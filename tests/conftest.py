@@ -66,3 +66,16 @@ def private_redis():
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """What the fault matrix and the several-hosts tests measured (also saved as JSON)."""
+    from tests.faults.helpers import OUTAGE_S, RESULTS, TIMINGS_FILE, save_results
+
+    if not RESULTS:
+        return
+    save_results()
+    tr = terminalreporter
+    tr.section(f"measurements (fault outage {OUTAGE_S:g} s) -> {TIMINGS_FILE}")
+    for row, values in RESULTS.items():
+        tr.write_line(f"{row}: " + ", ".join(f"{k}={v}" for k, v in values.items()))

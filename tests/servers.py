@@ -21,21 +21,23 @@ def free_port() -> int:
 class RedisServer:
     """A throw-away redis-server bound to 127.0.0.1; `kill()` and `start()` again on the same port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, extra: list[str] | None = None) -> None:
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="tst-redis-")
+        self.extra = extra or []  # e.g. ["--replicaof", "127.0.0.1", "6390"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def command(self) -> list[str]:
+        return [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+                "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning", *self.extra]
+
     def start(self, timeout: float = 10.0) -> RedisServer:
-        self.proc = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -45,7 +47,7 @@ class RedisServer:
                         return self
             except OSError:
                 time.sleep(0.02)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
+        raise RuntimeError(f"{self.command()[0]} on port {self.port} did not start")
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -56,6 +58,22 @@ class RedisServer:
     def stop(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SentinelServer(RedisServer):
+    """A private Redis Sentinel (redis-server --sentinel) watching one master as `service`."""
+
+    def __init__(self, master_port: int, service: str = "mymaster", down_after_ms: int = 1000) -> None:
+        super().__init__()
+        conf = Path(self.dir) / "sentinel.conf"  # Sentinel rewrites its file: it must be ours
+        conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                        f"sentinel monitor {service} 127.0.0.1 {master_port} 1\n"
+                        f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+                        f"sentinel failover-timeout {service} 10000\nsentinel parallel-syncs {service} 1\n")
+        self.conf = conf
+
+    def command(self) -> list[str]:
+        return [self.binary, str(self.conf), "--sentinel", "--loglevel", "warning"]
 
 
 def _postgres_bin(name: str) -> str:

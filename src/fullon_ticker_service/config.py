@@ -30,7 +30,8 @@ class RedisSettings:
     port: int = 6379
     db: int = 0
     password: str = ""
-    sentinels: str = ""  # reserved for the scale-out issue; rejected when set (not supported yet)
+    sentinels: str = ""  # "host:port,host:port": find the master through Redis Sentinel (url/host/port unused)
+    sentinel_service: str = "mymaster"  # the master's name in Sentinel
 
     def dsn(self) -> str:
         if self.url:
@@ -75,6 +76,21 @@ class SupervisorSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Several hosts sharing the exchanges through one Redis (lease.py, placement.py)."""
+
+    host_id: str = ""  # this host's name in the namespace; empty = the machine's hostname
+    capacity: int = 0  # worker slots this host offers; 0 = unlimited
+    lease_ttl: float = 5.0  # an owner silent this long loses its exchanges (failover ~ this + ~0.1 s)
+    lease_renew: float = 0.0  # how often a worker renews its lease; 0 = lease_ttl / 3
+    host_ttl: float = 3.0  # a supervisor silent this long leaves the placement
+
+    @property
+    def renew_every(self) -> float:
+        return self.lease_renew or self.lease_ttl / 3
+
+
+@dataclass(frozen=True)
 class ExchangeSettings:
     """How to collect one exchange. `[defaults]` fills what an `[exchanges.X]` table omits."""
 
@@ -101,6 +117,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     defaults: ExchangeSettings = field(default_factory=ExchangeSettings)
     exchanges: dict[str, ExchangeSettings] = field(default_factory=dict)
     source: str = ""  # the config file that was read, for messages
@@ -221,6 +238,7 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "REDIS_DB": ("redis", "db"),
     "REDIS_PASSWORD": ("redis", "password"),
     "REDIS_SENTINELS": ("redis", "sentinels"),
+    "REDIS_SENTINEL_SERVICE": ("redis", "sentinel_service"),
     "DATABASE_URL": ("database", "url"),
     "ADMIN_MAIL": ("database", "admin_mail"),
     "LOG_LEVEL": ("service", "log_level"),
@@ -232,8 +250,12 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "TICKER_MAX_RETRIES": ("defaults", "max_retries"),
     "TICKER_STALE_AFTER": ("defaults", "stale_after"),
     "TICKER_STOP_TIMEOUT": ("supervisor", "stop_timeout"),
+    "TICKER_HOST_ID": ("cluster", "host_id"),
+    "TICKER_CAPACITY": ("cluster", "capacity"),
+    "TICKER_LEASE_TTL": ("cluster", "lease_ttl"),
 }
 OTHER_TICKER_ENV = {"TICKER_CONFIG"}  # read by `load()` itself
+SECTIONS = ("redis", "database", "service", "supervisor", "cluster", "defaults")
 DB_PARTS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
 
 
@@ -273,11 +295,11 @@ def load(
         if name.startswith("TICKER_") and name not in ENV_KEYS and name not in OTHER_TICKER_ENV:
             raise ConfigError(f"{name}: unknown environment setting (known: "
                               f"{', '.join(sorted(k for k in ENV_KEYS if k.startswith('TICKER_')))})")
-    for name in ("redis", "database", "service", "supervisor", "defaults"):
+    for name in SECTIONS:
         if not isinstance(data.get(name, {}), dict):
             raise ConfigError(f"{name}: expected a table, got {data[name]!r}")
     sections: dict[str, dict[str, Any]] = {
-        s: dict(data.get(s) or {}) for s in ("redis", "database", "service", "supervisor", "defaults")
+        s: dict(data.get(s) or {}) for s in SECTIONS
     }
     for name, (section, key) in ENV_KEYS.items():
         if env.get(name, "") != "":
@@ -285,16 +307,17 @@ def load(
     if not env.get("DATABASE_URL") and (url := _database_url_from_parts(env)):
         sections["database"]["url"] = url
 
-    unknown = set(data) - {"redis", "database", "service", "supervisor", "defaults", "exchanges"}
+    unknown = set(data) - {*SECTIONS, "exchanges"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown section in {path} "
-                          "(known: redis, database, service, supervisor, defaults, exchanges)")
+                          f"(known: {', '.join((*SECTIONS, 'exchanges'))})")
     defaults = _build(ExchangeSettings, sections["defaults"], "defaults")
     settings = Settings(
         redis=_build(RedisSettings, sections["redis"], "redis"),
         database=_build(DatabaseSettings, sections["database"], "database"),
         service=_build(ServiceSettings, sections["service"], "service"),
         supervisor=_build(SupervisorSettings, sections["supervisor"], "supervisor"),
+        cluster=_build(ClusterSettings, sections["cluster"], "cluster"),
         defaults=defaults,
         exchanges=_exchanges(data.get("exchanges") or {}, defaults),
         source=str(path) if path.is_file() else "(built-in defaults)",
@@ -318,8 +341,21 @@ def _check(s: Settings) -> None:
                           f"got {s.supervisor.start_method!r}")
     if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("redis.url: expected a redis://, rediss:// or unix:// URL")
-    if s.redis.sentinels:
-        raise ConfigError("redis.sentinels: Redis Sentinel is not supported yet")
+    for part in filter(None, s.redis.sentinels.split(",")):
+        host, _, port = part.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"redis.sentinels: expected host:port[,host:port...], got {part.strip()!r}")
+    c = s.cluster
+    if c.host_id and (not c.host_id.isascii() or any(ch in c.host_id for ch in " :{}*?[]") or len(c.host_id) > 64):
+        raise ConfigError(f"cluster.host_id: at most 64 ASCII characters without spaces, ':' or glob "
+                          f"characters, got {c.host_id!r}")
+    if c.capacity < 0:
+        raise ConfigError("cluster.capacity: must be >= 0 (0 = unlimited)")
+    if c.lease_ttl < 0.5 or c.host_ttl < 1.0:
+        raise ConfigError("cluster.lease_ttl must be >= 0.5 s and cluster.host_ttl >= 1 s")
+    if not 0 <= c.lease_renew <= c.lease_ttl / 2:
+        raise ConfigError(f"cluster.lease_renew: must be between 0 (= lease_ttl/3) and lease_ttl/2 "
+                          f"({c.lease_ttl / 2:g} s)")
     if s.database.url and not s.database.url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("database.url: expected a postgresql:// URL")
     for name, ex in {"defaults": s.defaults, **{f"exchanges.{k}": v for k, v in s.exchanges.items()}}.items():

@@ -11,6 +11,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import socket
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -137,7 +138,7 @@ class TickerDaemon:
         redis = make_redis(self.settings.redis)
         ns = self.settings.service.namespace
         try:
-            raw_sup = await redis.get(keys.supervisor_state(ns))
+            raw_sup = await redis.get(keys.supervisor_state(ns, self.settings.cluster.host_id or socket.gethostname()))
             names = sorted(set(self.catalog))
             records = dict(zip(names, await redis.mget([keys.health(ns, n) for n in names]), strict=True)) \
                 if names else {}

@@ -42,10 +42,46 @@ def health_pattern(namespace: str) -> str:
     return f"{namespace}:health:*"
 
 
-def supervisor_state(namespace: str) -> str:
-    return f"{namespace}:supervisor:state"
+def supervisor_state(namespace: str, host_id: str) -> str:
+    """What one host's supervisor is doing (`tickerctl ps` merges every live host's)."""
+    return f"{namespace}:supervisor:state:{host_id}"
 
 
-def supervisor_owner(namespace: str) -> str:
-    """`host:pid` of the one supervisor that owns the namespace (short TTL, renewed every tick)."""
-    return f"{namespace}:supervisor:owner"
+def supervisor_state_pattern(namespace: str) -> str:
+    return f"{namespace}:supervisor:state:*"
+
+
+# --- several hosts (lease.py) -------------------------------------------------------------------
+def hosts(namespace: str) -> str:
+    """Hash host id -> JSON {instance, hostname, pid, capacity, started_at} of every registered host."""
+    return f"{namespace}:hosts"
+
+
+def hosts_alive(namespace: str) -> str:
+    """Sorted set host id -> expiry (Redis server ms): a host is live until its score passes."""
+    return f"{namespace}:hosts:alive"
+
+
+def lease(namespace: str, exchange: str) -> str:
+    """`{token}:{host_id}:{pid}` of the one worker allowed to write the exchange (PX = lease TTL)."""
+    return f"{namespace}:lease:{exchange}"
+
+
+def fence(namespace: str, exchange: str) -> str:
+    """The exchange's fencing counter: INCR on every acquisition, never expires."""
+    return f"{namespace}:fence:{exchange}"
+
+
+def fenced(namespace: str) -> str:
+    """Hash exchange -> writes (flushes, reports) refused because the writer no longer held the lease."""
+    return f"{namespace}:fenced"
+
+
+def flush_audit(namespace: str) -> str:
+    """Channel: `{exchange} {token} {written}` for every accepted flush (watchers, tests)."""
+    return f"{namespace}:flushes"
+
+
+def armed(namespace: str, exchange: str, host_id: str) -> str:
+    """A standby worker's record: connected and holding ticks, waiting for the lease."""
+    return f"{namespace}:armed:{exchange}:{host_id}"

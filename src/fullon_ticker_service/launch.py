@@ -16,6 +16,7 @@ EXIT_OK = 0
 EXIT_CRASH = 1  # unexpected exception: restart with backoff
 EXIT_CONFIG = 3  # unknown exchange id, no valid symbol, bad config: do not restart
 EXIT_PARENT_GONE = 4  # the supervisor died; we stopped on our own
+EXIT_FENCED = 5  # Redis refused our writes: another worker holds the exchange's lease now
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class WorkerSpec:
     symbols: tuple[str, ...]
     settings: Settings
     parent_pid: int | None = None  # exit when this process is gone (spawn: our parent is the supervisor)
+    lease: str = ""  # the exchange's lease (lease.py) acquired for us
+    standby: bool = False  # no lease yet: hold ticks until the supervisor sends one (without a
+    # supervisor, a worker given neither takes the lease itself)
+    host_id: str = ""  # the host the lease was taken for
 
 
 def spawn_target(spec: WorkerSpec, control: Connection | None = None) -> None:

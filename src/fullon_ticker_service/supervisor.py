@@ -1,8 +1,15 @@
-"""The supervisor: one worker process per active exchange, kept matching the catalog.
+"""The supervisor: one worker process per exchange this host owns, kept matching the catalog.
 
 A short tick (`TICK` s, woken early by signals and catalog NOTIFYs) does, in order:
-dispatch signals -> reap exited workers (restart policy) -> kill workers whose heartbeat
-stopped -> refresh the catalog when due -> reconcile desired vs. running -> publish state.
+dispatch signals -> heartbeat this host and read the live hosts and lease holders -> reap
+exited workers (restart policy) -> kill workers whose heartbeat stopped -> refresh the catalog
+when due -> place the exchanges over the live hosts (placement.py) and reconcile desired vs.
+running -> publish state.
+
+Several hosts: an exchange placed here is started with its lease (lease.py) when the lease is
+free, or as a standby (connected, holding ticks, not writing) while another host still holds it;
+that host stops its worker once our standby is armed, and we pass the lease to the standby the
+moment it is released. One host alone owns everything.
 Signal handlers only record the signal. Restarts are scheduled (`start_at`), never slept.
 Workers start from a fork server with ccxt preloaded (or `spawn`, see `worker_context`): they
 inherit no sockets, DB connections or event-loop state, and they exit by themselves when this
@@ -31,29 +38,16 @@ import redis as redis_sync
 from loguru import logger
 
 from fullon_ticker_service import catalog as cat
-from fullon_ticker_service import health, keys
+from fullon_ticker_service import health, keys, lease
 from fullon_ticker_service.backoff import delay
 from fullon_ticker_service.config import Settings
-from fullon_ticker_service.launch import WorkerSpec, spawn_target
+from fullon_ticker_service.launch import EXIT_FENCED, WorkerSpec, spawn_target
+from fullon_ticker_service.placement import place
 from fullon_ticker_service.policy import RestartPolicy, RestartState, after_exit
+from fullon_ticker_service.redis_client import make_sync_redis
 
 TICK = 0.5
-OWNER_TTL_MS = 3000  # a supervisor silent this long (killed, paused, cut off) loses the namespace
-
-# Keep the namespace while it is ours; claim it when the key is gone (Redis restarted empty).
-# Returns 1 when we own it afterwards, 0 when someone else does.
-RENEW_OWNER = """
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] or not cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-RELEASE_OWNER = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+HANDOVER_POLL = 0.05  # how often a standby's lease is tried while another host still holds it
 
 
 class AlreadyRunning(RuntimeError):
@@ -66,7 +60,7 @@ class Slot:
 
     name: str
     symbols: tuple[str, ...]
-    status: str = "starting"  # starting, running, backoff, stale, stopping, stopped, failed
+    status: str = "idle"  # idle, starting, standby, running, backoff, stopping, stopped, failed
     proc: Any = None  # multiprocessing.Process
     control: Connection | None = None
     started_at: float = 0.0  # monotonic
@@ -75,6 +69,7 @@ class Slot:
     restart: RestartState = field(default_factory=RestartState)
     last_error: str = ""
     stopping_since: float = 0.0
+    lease: str = ""  # the lease value our worker writes under; '' = none (a standby, or not ours)
 
 
 def worker_context(method: str) -> Any:
@@ -98,10 +93,15 @@ def runtime_dir() -> Path:
     return path
 
 
+def host_id(settings: Settings) -> str:
+    return settings.cluster.host_id or socket.gethostname()
+
+
 def lock_path(settings: Settings) -> Path:
-    """One supervisor per Redis namespace on a host: the lock file is keyed by both."""
-    key = hashlib.sha1(f"{settings.redis.host}:{settings.redis.port}:{settings.redis.db}:{settings.redis.url}:"
-                       f"{settings.service.namespace}".encode()).hexdigest()[:12]
+    """One supervisor per Redis namespace and host id on a machine: the lock file is keyed by all."""
+    r = settings.redis
+    key = hashlib.sha1(f"{r.host}:{r.port}:{r.db}:{r.url}:{r.sentinels}:{r.sentinel_service}:"
+                       f"{settings.service.namespace}:{host_id(settings)}".encode()).hexdigest()[:12]
     return runtime_dir() / f"tickerctl-{settings.service.namespace}-{key}.lock"
 
 
@@ -148,17 +148,24 @@ class Supervisor:
         self.stop_deadline = 0.0
         self.ctx = worker_context(settings.supervisor.start_method)
         self.log = logger.bind(component="supervisor")
-        self.redis = redis_sync.Redis.from_url(settings.redis.dsn(), socket_connect_timeout=1, socket_timeout=2)
+        self.redis = make_sync_redis(settings.redis)
         self.pg: Any = None
         self.next_catalog_at = 0.0
         self.catalog_attempt = 0
         self.catalog: cat.Catalog | None = None
         self.catalog_problems: set[str] = set()
         self.host = socket.gethostname()
+        self.host_id = host_id(settings)
+        self.ns = settings.service.namespace
+        self.instance = f"{self.host}:{os.getpid()}:{time.time():.6f}"
+        self.started_at = time.time()
+        self.live_hosts: dict[str, dict[str, Any]] = {}  # host id -> its record, from the last beat
+        self.owners: dict[str, str] = {}  # exchange -> lease value, read every tick
+        self.desired: dict[str, str | None] = {}  # exchange -> host id (placement.py)
+        self._cluster_ok = False  # this tick's view of hosts and leases is current
+        self._handover_logged: set[str] = set()
         self._lock_fd: int | None = None
         self._wake_r, self._wake_w = os.pipe()
-        self.owner_id = f"{self.host}:{os.getpid()}"
-        self._owner_claimed = False
         self._redis_ok_since = time.monotonic()  # heartbeat ages count from here after an outage
         self._redis_failed = False
         self._clean_exit = True
@@ -187,47 +194,89 @@ class Supervisor:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def claim_namespace(self) -> None:
-        """One supervisor per Redis namespace, across hosts and runtime directories: a short-lived
-        `host:pid` key in Redis. Taken over only from a dead process of this host; with Redis
-        unreachable we start and claim it once Redis answers (see `renew_namespace`)."""
-        key = keys.supervisor_owner(self.settings.service.namespace)
+    # --- hosts and leases --------------------------------------------------------------------
+    def _host_record(self) -> dict[str, Any]:
+        return {"instance": self.instance, "hostname": self.host, "pid": os.getpid(),
+                "capacity": self.settings.cluster.capacity, "started_at": self.started_at,
+                "updated_at": time.time()}
+
+    def join(self) -> None:
+        """Register this host id. Another live supervisor using the id refuses us, unless it is a dead
+        process of this machine (killed before it could leave). With Redis unreachable we start and
+        register once Redis answers (see `heartbeat`)."""
+        ttl = int(self.settings.cluster.host_ttl * 1000)
         try:
-            if self.redis.set(key, self.owner_id, nx=True, px=OWNER_TTL_MS):
-                self._owner_claimed = True
-                return
-            holder = (self.redis.get(key) or b"").decode()
+            ok, found = lease.beat(self.redis, self.ns, self.host_id, self._host_record(), ttl)
+            if not ok:
+                other = found[self.host_id]
+                if other.get("hostname") == self.host and not _pid_alive(int(other.get("pid") or 0)):
+                    ok, found = lease.beat(self.redis, self.ns, self.host_id, self._host_record(), ttl, force=True)
         except (redis_sync.RedisError, OSError) as exc:
-            self.log.warning(f"cannot check who owns the namespace (Redis: {_one_line(exc)}); claiming it "
+            self.log.warning(f"cannot register host {self.host_id!r} (Redis: {_one_line(exc)}); registering "
                              f"once Redis answers")
             return
-        host, _, pid = holder.rpartition(":")
-        if host == self.host and pid.isdigit() and not _pid_alive(int(pid)):
-            self.redis.set(key, self.owner_id, px=OWNER_TTL_MS)  # its owner died; our flock serialises this
-            self._owner_claimed = True
-            return
-        raise AlreadyRunning(f"another supervisor ({holder or 'unknown'}) already runs for namespace "
-                             f"{self.settings.service.namespace!r} on this Redis; not starting")
+        if not ok:
+            other = found[self.host_id]
+            raise AlreadyRunning(f"another supervisor (pid {other.get('pid')} on {other.get('hostname')}) already "
+                                 f"runs as host {self.host_id!r} for namespace {self.ns!r} on this Redis; not "
+                                 f"starting (give each host its own cluster.host_id / TICKER_HOST_ID)")
+        self.live_hosts = found
 
-    def renew_namespace(self) -> None:
+    def heartbeat(self) -> None:
+        """Renew this host, read the live hosts and every exchange's lease holder (one view per tick)."""
+        self._cluster_ok = False
         try:
-            owned = self.redis.eval(RENEW_OWNER, 1, keys.supervisor_owner(self.settings.service.namespace),
-                                    self.owner_id, OWNER_TTL_MS)
+            ok, found = lease.beat(self.redis, self.ns, self.host_id, self._host_record(),
+                                   int(self.settings.cluster.host_ttl * 1000))
+            names = sorted(set(self.catalog or ()) | set(self.slots))
+            owners = lease.owners(self.redis, self.ns, names)
         except (redis_sync.RedisError, OSError):
-            return  # nobody can claim it while Redis is unreachable for us all
-        if owned:
-            self._owner_claimed = True
-        elif not self.stopping:
-            self.log.error("another supervisor took over this namespace (we were paused, cut off, or started "
-                           "while Redis was down); stopping our workers")
-            self._clean_exit = False
-            self.begin_stop()
+            return  # nobody can take anything over while Redis is unreachable for us all
+        if not ok:
+            if not self.stopping:
+                self.log.error(f"another supervisor registered as host {self.host_id!r} (we were paused, cut "
+                               f"off, or started while Redis was down); stopping our workers")
+                self._clean_exit = False
+                self.begin_stop()
+            return
+        self.live_hosts, self.owners, self._cluster_ok = found, owners, True
+
+    def _capacities(self) -> dict[str, int]:
+        out = {h: int(rec.get("capacity") or 0) for h, rec in self.live_hosts.items()}
+        out.setdefault(self.host_id, self.settings.cluster.capacity)
+        return out
+
+    def _acquire(self, slot: Slot) -> bool:
+        """Take the exchange's lease if it is free, or held by an earlier instance of this host id
+        (which is dead: we hold the id). True when `slot.lease` is ours now."""
+        cur = self.owners.get(slot.name, "")
+        replace = cur if cur and lease.holder(cur)[1] == self.host_id and cur != slot.lease else ""
+        try:
+            ok, value = lease.acquire(self.redis, self.ns, slot.name, self.host_id, os.getpid(),
+                                      int(self.settings.cluster.lease_ttl * 1000), replace)
+        except (redis_sync.RedisError, OSError) as exc:
+            self.log.warning(f"{slot.name}: lease not acquired (Redis: {_one_line(exc)})")
+            return False
+        self.owners[slot.name] = value
+        if ok:
+            slot.lease = value
+            self.log.info(f"{slot.name}: acquired the lease (token {lease.token(value)})")
+        return ok
+
+    def _release(self, slot: Slot) -> None:
+        if slot.lease:
+            with contextlib.suppress(redis_sync.RedisError, OSError):
+                if lease.release(self.redis, self.ns, slot.name, slot.lease):
+                    self.log.info(f"{slot.name}: released the lease (token {lease.token(slot.lease)})")
+            if self.owners.get(slot.name) == slot.lease:
+                del self.owners[slot.name]
+            slot.lease = ""
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns 0 when every worker stopped cleanly."""
         self.acquire_lock()
         try:
-            self.claim_namespace()
+            self.join()
         except AlreadyRunning:
             self.release_lock()
             raise
@@ -241,7 +290,7 @@ class Supervisor:
         try:
             while True:
                 self._dispatch_signals()
-                self.renew_namespace()
+                self.heartbeat()
                 self.reap()
                 self.reap_orphans()
                 if self.stopping:
@@ -257,9 +306,10 @@ class Supervisor:
         finally:
             self._kill_all()
             self._clear_state()
+            for slot in self.slots.values():
+                self._release(slot)
             with contextlib.suppress(redis_sync.RedisError, OSError):
-                self.redis.eval(RELEASE_OWNER, 1, keys.supervisor_owner(self.settings.service.namespace),
-                                self.owner_id)
+                lease.leave(self.redis, self.ns, self.host_id, self.instance)
             with contextlib.suppress(Exception):
                 self.redis.close()
             if self.pg is not None:
@@ -273,6 +323,8 @@ class Supervisor:
         """Sleep one tick, or less when a restart is due sooner (so short backoffs keep their jitter)."""
         now = time.monotonic()
         due = [s.start_at - now for s in self.slots.values() if s.status == "backoff" and s.proc is None]
+        if any(s.status == "standby" and self.desired.get(s.name) == self.host_id for s in self.slots.values()):
+            due.append(HANDOVER_POLL)  # a lease we wait for: take it the moment it is released
         return max(0.01, min([TICK, *due]))
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -306,9 +358,12 @@ class Supervisor:
             self.log.error(f"SIGHUP: configuration not reloaded, keeping the running one: {exc}")
             return
         fixed = [k for k in ("redis", "database", "service") if getattr(new, k) != getattr(old, k)]
+        if dataclasses.replace(new.cluster, capacity=old.cluster.capacity) != old.cluster:
+            fixed.append("cluster")  # all but capacity: capacity applies live (it is in our heartbeat)
         if fixed:
             self.log.warning(f"SIGHUP: [{'], ['.join(fixed)}] changed; restart the supervisor to apply them")
-        self.settings = dataclasses.replace(new, redis=old.redis, database=old.database, service=old.service)
+        self.settings = dataclasses.replace(new, redis=old.redis, database=old.database, service=old.service,
+                                            cluster=dataclasses.replace(old.cluster, capacity=new.cluster.capacity))
         self.policy = _policy(self.settings)
         self.stop_timeout = self.settings.supervisor.stop_timeout
         for name, slot in self.slots.items():
@@ -344,14 +399,16 @@ class Supervisor:
         parent_end, child_end = self.ctx.Pipe(duplex=False)
         # a forked worker's parent is the fork server: it watches its control pipe (EOF) instead
         parent = os.getpid() if self.ctx.get_start_method() == "spawn" else None
-        spec = WorkerSpec(slot.name, slot.symbols, self.settings, parent_pid=parent)
+        spec = WorkerSpec(slot.name, slot.symbols, self.settings, parent_pid=parent, lease=slot.lease,
+                          standby=not slot.lease, host_id=self.host_id)
         proc = self.ctx.Process(target=self.target, args=(spec, parent_end), name=f"tick-{slot.name}", daemon=False)
         proc.start()
         parent_end.close()
         slot.proc, slot.control = proc, child_end
         slot.started_at = time.monotonic()
-        slot.status = "starting"
-        self.log.info(f"{slot.name}: started worker pid {proc.pid} ({len(slot.symbols)} symbols)")
+        slot.status = "starting" if slot.lease else "standby"
+        role = f"token {lease.token(slot.lease)}" if slot.lease else "standby: another host still holds the lease"
+        self.log.info(f"{slot.name}: started worker pid {proc.pid} ({len(slot.symbols)} symbols, {role})")
 
     def reap(self) -> None:
         now = time.monotonic()
@@ -366,7 +423,13 @@ class Supervisor:
             if slot.control is not None:
                 slot.control.close()
                 slot.control = None
+            if code == EXIT_FENCED:  # another worker holds the lease: re-evaluate now, no backoff
+                slot.lease, slot.status = "", "idle"
+                slot.last_error = "lease lost to another writer; its writes were refused"
+                self.log.warning(f"{slot.name}: worker exited: {slot.last_error}")
+                continue
             if slot.status == "stopping" or self.stopping:
+                self._release(slot)  # the worker released it after its final flush; this covers a kill
                 slot.status = "stopped"
                 if code not in (0, None):
                     self._clean_exit = False
@@ -396,9 +459,13 @@ class Supervisor:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
 
+    def _record_key(self, slot: Slot) -> str:
+        """Where the slot's worker reports: the exchange's health record, or its standby record."""
+        return keys.health(self.ns, slot.name) if slot.lease else keys.armed(self.ns, slot.name, self.host_id)
+
     def _worker_error(self, slot: Slot) -> str:
         with contextlib.suppress(Exception):
-            raw = self.redis.get(keys.health(self.settings.service.namespace, slot.name))
+            raw = self.redis.get(self._record_key(slot))
             if raw:
                 return str(orjson.loads(raw).get("last_error") or "")
         return ""
@@ -410,7 +477,7 @@ class Supervisor:
             if not self._alive(slot) or slot.status == "stopping":
                 continue
             try:
-                raw = self.redis.get(keys.health(self.settings.service.namespace, slot.name))
+                raw = self.redis.get(self._record_key(slot))
             except redis_sync.RedisError:
                 self._redis_failed = True
                 return  # cannot tell a hung worker from a Redis outage: judge nobody
@@ -419,8 +486,10 @@ class Supervisor:
                 self._redis_ok_since = now_m
             since_redis = now_m - self._redis_ok_since
             rec = health.decode(slot.name, raw, now, self.settings.service.health_interval)
+            if rec.pid == slot.proc.pid and (rec.raw or {}).get("host_id", self.host_id) != self.host_id:
+                rec = health.decode(slot.name, None)  # another host's worker with the same pid
             if rec.pid == slot.proc.pid and rec.status in ("running", "error"):
-                slot.status = "running"
+                slot.status = "running" if slot.lease else "standby"
                 if rec.status == "error" and rec.last_error:
                     slot.last_error = rec.last_error
                 age = min(now - rec.updated_at, since_redis)
@@ -439,12 +508,16 @@ class Supervisor:
         if self.catalog is None:
             return
         now = time.monotonic()
+        if self._cluster_ok:
+            current = {ex: lease.holder(v)[1] for ex, v in self.owners.items()}
+            self.desired = place(self.catalog, self._capacities(), current)
         for name, symbols in self.catalog.items():
+            mine = self.desired.get(name) == self.host_id
             slot = self.slots.get(name)
             if slot is None:
+                if not mine:
+                    continue
                 slot = self.slots[name] = Slot(name, symbols)
-                self.spawn_worker(slot)
-                continue
             if symbols != slot.symbols:
                 slot.symbols = symbols
                 if self._alive(slot) and slot.control is not None:
@@ -453,11 +526,23 @@ class Supervisor:
                         self.log.info(f"{slot.name}: sent {len(symbols)} symbols to the worker")
                 elif slot.status == "failed":
                     slot.status, slot.start_at, slot.restart = "backoff", now, RestartState()
-            if slot.status == "stopped":  # re-activated
-                slot.status, slot.start_at = "backoff", now
-            if slot.proc is None and slot.status == "backoff" and now >= slot.start_at:
+            if self._alive(slot):
+                if slot.status != "stopping":
+                    self._steer(slot, mine)
+                continue
+            if not mine:  # placed on another host: hand the lease back, forget the slot
+                self._release(slot)
+                del self.slots[name]
+                continue
+            if slot.status == "failed" or (slot.status == "backoff" and now < slot.start_at):
+                continue
+            if not self._cluster_ok and not slot.lease:
+                continue  # cannot tell who holds the lease while Redis is unreachable
+            if not slot.lease:
+                self._acquire(slot)
+            if slot.status in ("backoff", "stopped"):
                 slot.restarts += 1
-                self.spawn_worker(slot)
+            self.spawn_worker(slot)
         for name, slot in list(self.slots.items()):
             if name not in self.catalog:
                 if self._alive(slot):
@@ -468,7 +553,36 @@ class Supervisor:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(slot.proc.pid, signal.SIGKILL)
                 else:
+                    self._release(slot)
                     del self.slots[name]
+
+    def _steer(self, slot: Slot, mine: bool) -> None:
+        """A live worker: pass a standby the lease when it frees up; stop a standby no longer wanted;
+        hand an owned exchange placed elsewhere over once the new host's standby is armed."""
+        if not slot.lease:
+            if not mine:
+                self.log.info(f"{slot.name}: placed on {self.desired.get(slot.name)}; stopping our standby")
+                self._terminate(slot)
+            elif self._acquire(slot) and slot.control is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    slot.control.send({"lease": slot.lease})
+                slot.status = "starting"
+            return
+        target = self.desired.get(slot.name)
+        if mine or target is None:
+            self._handover_logged.discard(slot.name)
+            return
+        try:
+            raw = self.redis.get(keys.armed(self.ns, slot.name, target))
+        except (redis_sync.RedisError, OSError):
+            return
+        if health.decode(slot.name, raw).status == health.RUNNING:
+            self.log.info(f"{slot.name}: handing over to host {target} (its standby is armed)")
+            self._handover_logged.discard(slot.name)
+            self._terminate(slot)
+        elif slot.name not in self._handover_logged:
+            self._handover_logged.add(slot.name)
+            self.log.info(f"{slot.name}: placed on host {target}; collecting until its standby is armed")
 
     def _terminate(self, slot: Slot) -> None:
         if self._alive(slot):
@@ -569,10 +683,14 @@ class Supervisor:
     def state(self) -> dict[str, Any]:
         now = time.monotonic()
         return {
-            "host": self.host, "pid": os.getpid(), "updated_at": time.time(), "stopping": self.stopping,
+            "host": self.host, "host_id": self.host_id, "pid": os.getpid(), "updated_at": time.time(),
+            "stopping": self.stopping, "capacity": self.settings.cluster.capacity,
+            "live_hosts": sorted(self.live_hosts),
+            "unplaced": sorted(e for e, h in self.desired.items() if h is None),
             "exchanges": {
                 s.name: {"status": s.status, "pid": s.proc.pid if s.proc is not None else None,
                          "restarts": s.restarts, "symbols": len(s.symbols), "last_error": s.last_error,
+                         "host_id": self.host_id, "token": lease.token(s.lease) if s.lease else None,
                          "next_start_in": round(max(0.0, s.start_at - now), 2) if s.status == "backoff" else None}
                 for s in self.slots.values()
             },
@@ -580,12 +698,12 @@ class Supervisor:
 
     def publish(self) -> None:
         with contextlib.suppress(redis_sync.RedisError, OSError):
-            self.redis.set(keys.supervisor_state(self.settings.service.namespace), orjson.dumps(self.state()),
+            self.redis.set(keys.supervisor_state(self.ns, self.host_id), orjson.dumps(self.state()),
                            px=int(max(3.0, TICK * 6) * 1000))
 
     def _clear_state(self) -> None:
         with contextlib.suppress(redis_sync.RedisError, OSError):
-            self.redis.set(keys.supervisor_state(self.settings.service.namespace),
+            self.redis.set(keys.supervisor_state(self.ns, self.host_id),
                            orjson.dumps({**self.state(), "stopping": True, "stopped": True}), ex=3600)
 
 

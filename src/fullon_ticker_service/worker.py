@@ -12,6 +12,12 @@ Connection health. Each subscription chunk runs its own loop: an error -> jitter
 backoff -> the next watch call reconnects and resubscribes. A watchdog forces a reconnect when
 the exchange (or one symbol) is silent too long, because ccxt's keepalive can take minutes to
 notice a dead socket and a malformed frame silently stops ccxt's receive loop.
+
+Ownership. Every write is fenced by the exchange's lease (lease.py): the ticks (writer.py) and
+the health report, which also renews the lease. A worker started without a lease is a standby:
+it connects and holds the latest tick per symbol, announces itself armed, and flushes all of it
+the moment the supervisor sends the lease. A refused write means another worker owns the
+exchange now: stop writing at once and exit (EXIT_FENCED) for the supervisor to re-evaluate.
 """
 
 from __future__ import annotations
@@ -35,14 +41,14 @@ import orjson
 from loguru import logger
 from redis.exceptions import RedisError
 
-from fullon_ticker_service import health, keys
+from fullon_ticker_service import health, keys, lease
 from fullon_ticker_service.backoff import delay
 from fullon_ticker_service.channels import Plan, chunked, plan_for
 from fullon_ticker_service.config import ConfigError, ExchangeSettings
-from fullon_ticker_service.launch import EXIT_CONFIG, EXIT_CRASH, EXIT_OK, EXIT_PARENT_GONE, WorkerSpec
+from fullon_ticker_service.launch import EXIT_CONFIG, EXIT_CRASH, EXIT_FENCED, EXIT_OK, EXIT_PARENT_GONE, WorkerSpec
 from fullon_ticker_service.redis_client import make_redis
 from fullon_ticker_service.tick import MALFORMED, OLDER, normalise, validate
-from fullon_ticker_service.writer import TickWriter
+from fullon_ticker_service.writer import LeaseLost, TickWriter
 
 STABLE_AFTER = 30.0  # seconds of working connection before the backoff attempt count resets
 REJECT_LOG_EVERY = 10.0  # at most one rejection summary line per this many seconds
@@ -88,13 +94,15 @@ class Worker:
     def __init__(self, spec: WorkerSpec, control: Connection | None = None) -> None:
         self.spec = spec
         self.control = control  # symbol sets from the supervisor; EOF = supervisor gone
-        self._control_queue: asyncio.Queue[tuple[str, ...] | None] = asyncio.Queue()
+        self._control_queue: asyncio.Queue[Any] = asyncio.Queue()
         self.name = spec.exchange
         self.settings = spec.settings
         self.cfg: ExchangeSettings = spec.settings.exchange(spec.exchange)
         self.log = logger.bind(exchange=self.name)
         self.redis = make_redis(spec.settings.redis)
-        self.writer = TickWriter(self.redis, self.name, self.cfg.flush_interval)
+        self.ns = spec.settings.service.namespace
+        self.writer = TickWriter(self.redis, self.name, self.ns, spec.lease,
+                                 int(spec.settings.cluster.lease_ttl * 1000), self.cfg.flush_interval)
         self.exchange: Any = None
         self.plan: Plan | None = None
         self.wanted: set[str] = set()
@@ -108,6 +116,12 @@ class Worker:
         self.started_at = time.time()
         self.process_id = health.process_id(self.name, self.started_at)
         self.host = socket.gethostname()
+        self.host_id = spec.host_id or self.host
+        self.lost = False  # Redis refused our writes: the lease belongs to another worker now
+        self._armed = False  # our standby record is published
+        self._report_now = asyncio.Event()
+        self._lease_task: asyncio.Task[None] | None = None  # a worker without a supervisor takes its own
+        self._waiting_for = ""
         self._stop = asyncio.Event()
         self._exit_code = EXIT_OK
         self._last_reject_log = 0.0
@@ -174,31 +188,38 @@ class Worker:
         if self.control is not None:
             loop.add_reader(self.control.fileno(), self._on_control)
             tasks.append(asyncio.create_task(self._control_loop(), name="control"))
+        # the report renews the lease from the first moment: a start can outlast the lease TTL
+        tasks.append(asyncio.create_task(self._health_loop(), name="health"))
+        if not self.spec.lease and not self.spec.standby and not await self._try_own_lease():
+            # run without a supervisor and the exchange is taken: wait for it as a standby
+            self._lease_task = asyncio.create_task(self._acquire_own_lease(), name="lease")
+        code, final = None, health.ERROR
         try:
             if not await self._until_stopped(self._start_exchange()):
-                for t in tasks:
-                    t.cancel()
-                await self._close(0.4)
-                return self._exit_code
+                code, final = self._exit_code, health.STOPPED
         except ConfigError as exc:
             self.log.error(f"configuration error: {exc}")
             self.stats.last_error = str(exc)
-            await self._publish_final(health.ERROR)
-            await self._close()
-            return EXIT_CONFIG
+            code = EXIT_CONFIG
         except Exception as exc:  # a crash at start still leaves its reason where `ps` reads it
             self.log.exception(f"worker failed to start: {type(exc).__name__}: {exc}")
             self.stats.last_error = f"start failed: {type(exc).__name__}: {exc}"[:300]
-            await self._publish_final(health.ERROR)
-            await self._close()
-            return EXIT_CRASH
+            code = EXIT_CRASH
+        if code is not None:
+            budget = 0.4 if code == EXIT_PARENT_GONE else 2.0
+            for t in tasks:
+                t.cancel()
+            await asyncio.wait(tasks, timeout=budget)
+            await self._publish_final(final, budget)
+            await self._close(budget)
+            return code
         tasks += [
             asyncio.create_task(self.writer.run(), name="flusher"),
-            asyncio.create_task(self._health_loop(), name="health"),
             asyncio.create_task(self._watchdog(), name="watchdog"),
         ]
         self._subscribe(sorted(self.wanted))
         self.status = health.RUNNING
+        self._report_now.set()  # say so now, not at the next period
         if self._early_symbols is not None:  # the catalog changed while we were starting
             await self.update_symbols(self._early_symbols)
         self.log.info(f"collecting {len(self.wanted)} symbols via {self.plan.method} "  # type: ignore[union-attr]
@@ -209,6 +230,8 @@ class Worker:
             for t in done:  # a background task ended: that is a bug, make it a crash
                 if t is not stop_wait and t.exception() is not None:
                     raise t.exception()  # type: ignore[misc]
+        except LeaseLost as exc:
+            self._lease_lost(str(exc))
         except Exception as exc:
             self.log.exception(f"worker crashed: {exc}")
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -393,11 +416,24 @@ class Worker:
                     self.stats.stale_reconnects += 1
                     self.force_reconnect(f"{len(stale)} symbol(s) silent for {limit:g}s, e.g. {stale[0]}")
 
+    @property
+    def _report_period(self) -> float:
+        return min(self.settings.service.health_interval, self.settings.cluster.renew_every)
+
     async def _health_loop(self) -> None:
-        interval = self.settings.service.health_interval
+        """Report (and so renew the lease) every renewal period or health interval, whichever is
+        shorter; a standby checks four times a second whether it can announce itself armed."""
+        period = self._report_period
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():  # redis-py can swallow a cancellation
+                raise asyncio.CancelledError
             await self._publish_health()
-            await asyncio.sleep(interval)
+            self._report_now.clear()
+            wait = period if self.writer.lease or self._armed else min(period, 0.25)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._report_now.wait()
 
     def health_record(self) -> dict[str, Any]:
         now_m, now = time.monotonic(), time.time()
@@ -409,7 +445,9 @@ class Worker:
         ages = sorted(((now_m - self.last_seen.get(s, now_m), s) for s in self.wanted), reverse=True)
         w = self.writer
         return {
-            "exchange": self.name, "pid": os.getpid(), "host": self.host, "status": self.status,
+            "exchange": self.name, "pid": os.getpid(), "host": self.host, "host_id": self.host_id,
+            "token": lease.token(self.writer.lease) if self.writer.lease else None,
+            "role": "owner" if self.writer.lease else "standby", "status": self.status,
             "process_id": self.process_id, "started_at": self.started_at, "updated_at": now,
             "interval": self.settings.service.health_interval,
             "symbols": len(self.wanted), "unknown_symbols": self.unknown[:20],
@@ -421,37 +459,101 @@ class Worker:
             "redis": "up" if w.redis_up else "down", "pending": len(w.pending),
             "flushes": w.flushes, "written": w.written, "older_in_redis": w.older_in_redis,
             "redis_round_trips": w.round_trips, "last_flush_ms": round(w.last_flush_ms, 3),
+            "fenced_flushes": w.fenced,
             "last_error": st.last_error, **_resources(),
         }
 
-    async def _publish_health(self, status: str | None = None) -> None:
+    async def _publish_health(self, status: str | None = None, final: bool = False) -> None:
+        """The owner's report: lease renewal, our health record and fullon's process records, in one
+        fenced script. A standby only announces itself armed (connected and holding ticks)."""
         if status:
             self.status = status
+        if self.lost:
+            return
         record = self.health_record()
         interval = self.settings.service.health_interval
-        ns = self.settings.service.namespace
         now = time.time()
-        proc = health.process_record(self.process_id, self.name, self.status, self.stats.last_error
-                                     or f"{len(self.wanted)} symbols", self.started_at, now,
-                                     {"exchange": self.name, "symbols": len(self.wanted), "host": self.host,
-                                      "pid": os.getpid()})
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(keys.health(ns, self.name), orjson.dumps(record), px=int(interval * 3000))
-                pipe.set(keys.process_data(self.process_id), orjson.dumps(proc), ex=keys.PROCESS_DATA_TTL)
-                if self.status == health.STOPPED:
-                    pipe.hdel(keys.process_active(), self.process_id)
-                    pipe.hdel(keys.PROCESS_COMPONENTS, self.name)
-                else:
-                    pipe.hset(keys.process_active(), self.process_id, health.iso(now))
-                    pipe.hset(keys.PROCESS_COMPONENTS, self.name, self.process_id)
-                await pipe.execute()
+            if not self.writer.lease:
+                await self._publish_standby(record, final)
+            else:
+                proc = health.process_record(
+                    self.process_id, self.name, self.status, self.stats.last_error or f"{len(self.wanted)} symbols",
+                    self.started_at, now, {"exchange": self.name, "symbols": len(self.wanted), "host": self.host,
+                                           "host_id": self.host_id, "pid": os.getpid(),
+                                           "token": lease.token(self.writer.lease)})
+                ks = (keys.lease(self.ns, self.name), keys.fence(self.ns, self.name), keys.health(self.ns, self.name),
+                      keys.process_data(self.process_id), keys.process_active(), keys.PROCESS_COMPONENTS,
+                      keys.fenced(self.ns))
+                held = await self.redis.eval(
+                    lease.REPORT, len(ks), *ks, self.writer.lease, lease.token(self.writer.lease),
+                    self.writer.lease_ttl_ms, orjson.dumps(record), int(interval * 3000), orjson.dumps(proc),
+                    keys.PROCESS_DATA_TTL, self.process_id, health.iso(now), self.name,
+                    "1" if final or self.status == health.STOPPED else "0")
+                if not int(held):
+                    self._lease_lost(f"the lease is no longer {self.writer.lease!r}")
+                    return
             if self._health_failed:  # Redis is back (maybe empty): refill every symbol now
                 self._health_failed = False
                 self.writer.replay_all()
         except (RedisError, OSError) as exc:
             self._health_failed = True
             self.log.debug(f"health record not written: {exc}")
+
+    async def _publish_standby(self, record: dict[str, Any], final: bool) -> None:
+        key = keys.armed(self.ns, self.name, self.host_id)
+        if final:  # a standby that failed leaves its reason (status error) for its supervisor
+            if self.status == health.ERROR:
+                await self.redis.set(key, orjson.dumps(record), px=int(self.settings.service.health_interval * 3000))
+            else:
+                await self.redis.delete(key)
+            self._armed = False
+        elif self.status == health.RUNNING and self.writer.latest:
+            await self.redis.set(key, orjson.dumps(record), px=int(max(1.0, 3 * self._report_period) * 1000))
+            if not self._armed:
+                self.log.info(f"standby armed with {len(self.writer.latest)} symbols; waiting for the lease")
+            self._armed = True
+
+    def _lease_lost(self, why: str) -> None:
+        """Another worker owns the exchange now: write nothing more, exit for the supervisor."""
+        if self.lost:
+            return
+        self.lost = True
+        self.log.error(f"lease lost ({why}); {len(self.writer.pending)} held symbols not written; stopping "
+                       f"for the supervisor to re-evaluate")
+        self.stats.last_error = "lease lost to another writer"
+        self._exit_code = EXIT_FENCED
+        self.stop()
+
+    async def _try_own_lease(self) -> bool:
+        """A worker run without a supervisor (by hand, tests, the benchmark) takes the exchange's
+        lease itself. False while another worker holds it (or Redis does not answer)."""
+        try:
+            got, value = lease.acquired(await self.redis.eval(
+                *lease.acquire_call(self.ns, self.name, self.host_id, os.getpid(), self.writer.lease_ttl_ms)))
+        except (RedisError, OSError) as exc:
+            self.log.warning(f"lease not acquired yet (Redis: {exc})")
+            return False
+        if got:
+            await self._take_lease(value)
+            return True
+        if value != self._waiting_for:
+            self.log.warning(f"{self.name} is being written under lease {value!r}; waiting for it")
+            self._waiting_for = value
+        return False
+
+    async def _acquire_own_lease(self) -> None:
+        while not await self._try_own_lease():  # noqa: ASYNC110 - polling Redis, not a local flag
+            await asyncio.sleep(0.2)
+
+    async def _take_lease(self, value: str) -> None:
+        """The supervisor acquired the lease for our standby: flush everything held, report as owner."""
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(keys.armed(self.ns, self.name, self.host_id))
+        self._armed = False
+        self.writer.set_lease(value)
+        self._report_now.set()
+        self.log.info(f"lease received (token {lease.token(value)}); flushing {len(self.writer.latest)} symbols")
 
     async def _watch_parent(self) -> None:
         while True:
@@ -467,7 +569,7 @@ class Worker:
         assert self.control is not None
         try:
             while self.control.poll():
-                self._control_queue.put_nowait(tuple(self.control.recv()))
+                self._control_queue.put_nowait(self.control.recv())
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(self.control.fileno())
             self._control_queue.put_nowait(None)
@@ -475,6 +577,9 @@ class Worker:
     async def _control_loop(self) -> None:
         while True:
             symbols = await self._control_queue.get()
+            if isinstance(symbols, dict):  # {"lease": value}
+                await self._take_lease(str(symbols["lease"]))
+                continue
             if symbols is None:
                 self.log.error("supervisor is gone (control pipe closed); stopping")
                 self._exit_code = EXIT_PARENT_GONE
@@ -530,24 +635,27 @@ class Worker:
         for t in stuck:  # a task that ignores cancellation must not hold the shutdown hostage
             self.log.error(f"task {t.get_name()} did not stop on cancel ({_await_chain(t)}); leaving it")
         await self._close_exchange(budget)  # no tick may be accepted after the final flush
-        try:
-            await asyncio.wait_for(self.writer.flush_now(), budget)
-        except (Exception, asyncio.CancelledError) as exc:
-            self.log.error(f"final flush failed, {len(self.writer.pending)} symbols not written: {exc}")
+        if self.writer.lease and not self.lost:
+            try:
+                await asyncio.wait_for(self.writer.flush_now(), budget)
+            except LeaseLost as exc:
+                self._lease_lost(str(exc))
+            except (Exception, asyncio.CancelledError) as exc:
+                self.log.error(f"final flush failed, {len(self.writer.pending)} symbols not written: {exc}")
         await self._publish_final(health.STOPPED if self._exit_code in (EXIT_OK, EXIT_PARENT_GONE)
                                   else health.ERROR, budget)
         await self._close(budget)
         self.log.info(f"stopped (exit {self._exit_code}); {self.stats.ticks} ticks accepted")
 
     async def _publish_final(self, status: str, budget: float = 2.0) -> None:
+        """The last report (fullon: a stopped or failed process leaves the active lists), then the
+        lease goes back at once, so a standby elsewhere takes over without waiting for the TTL."""
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._publish_health(status), budget)
-        if status != health.STOPPED:  # fullon: a failed process leaves the active list too
+            await asyncio.wait_for(self._publish_health(status, final=True), budget)
+        if self.writer.lease and not self.lost:
             with contextlib.suppress(Exception):
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.hdel(keys.process_active(), self.process_id)
-                    pipe.hdel(keys.PROCESS_COMPONENTS, self.name)
-                    await asyncio.wait_for(pipe.execute(), budget)
+                await asyncio.wait_for(self.redis.eval(*lease.release_call(self.ns, self.name, self.writer.lease)),
+                                       budget)
 
     async def _close_exchange(self, budget: float = 2.0) -> None:
         if self.exchange is not None:
@@ -558,6 +666,8 @@ class Worker:
             self.exchange = None
 
     async def _close(self, budget: float = 2.0) -> None:
+        if self._lease_task is not None:
+            self._lease_task.cancel()
         await self._close_exchange(budget)
         with contextlib.suppress(Exception):
             await self.redis.aclose()

@@ -6,9 +6,12 @@ sends it as one EVALSHA per ≤ BATCH symbols, all in a single pipeline (one rou
 a flush is in flight new ticks accumulate, so the batch size adapts to the rate: one tick per
 flush when idle, hundreds under a burst, and never more than one round trip in flight.
 
-The Lua script writes the fullon keys (HSET tickers, SET ticker_time, PUBLISH ticker_updates)
-only when the stored `ticker_time` is not newer: nothing older ever overwrites something newer,
-also across worker restarts, a second writer, or values held back during a Redis outage.
+The Lua script first checks that this worker still holds the exchange's lease (lease.py; a
+refusal raises `LeaseLost` and nothing is written), then writes the fullon keys (HSET tickers,
+SET ticker_time, PUBLISH ticker_updates) only when the stored `ticker_time` is not newer: nothing
+older ever overwrites something newer, also across worker restarts, a handover between hosts,
+or values held back during a Redis outage. A worker started as a standby has no lease yet: it
+keeps the latest tick per symbol and flushes them all the moment `set_lease()` gives it one.
 
 Redis down: pending stays in memory (one entry per symbol, so bounded), the flusher retries
 with short jittered backoff and the newest values go out on the first successful round trip.
@@ -31,37 +34,64 @@ from redis.exceptions import NoScriptError, RedisError
 
 from fullon_ticker_service import keys
 from fullon_ticker_service.backoff import delay
+from fullon_ticker_service.lease import HELD, token
 from fullon_ticker_service.tick import Tick
 
 BATCH = 500  # symbols per script call: bounds how long one call blocks Redis (~1 ms)
 
-# KEYS[1] = tickers:{ex}; KEYS[2..n+1] = ticker_time:{ex}:{sym}
-# ARGV = per symbol: symbol, time (decimal string), json, channel
-WRITE_NEWER = """
+# Fenced: nothing is written unless the caller holds the exchange's lease (lease.py).
+# KEYS: lease, fence, fenced-count hash, tickers:{ex}, then ticker_time:{ex}:{sym} per symbol.
+# ARGV: lease value, token, lease ttl ms, exchange, audit channel, then per symbol:
+#       symbol, time (decimal string), json, channel.  -> symbols written, or -1 when fenced.
+WRITE_NEWER = HELD + """
+if not held(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3]) then
+  redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+  return -1
+end
 local written = 0
-for i = 2, #KEYS do
-  local j = (i - 2) * 4
+for i = 5, #KEYS do
+  local j = 5 + (i - 5) * 4
   local t = ARGV[j + 2]
   local cur = redis.call('GET', KEYS[i])
   if (not cur) or tonumber(cur) <= tonumber(t) then
-    redis.call('HSET', KEYS[1], ARGV[j + 1], ARGV[j + 3])
+    redis.call('HSET', KEYS[4], ARGV[j + 1], ARGV[j + 3])
     redis.call('SET', KEYS[i], t)
     redis.call('PUBLISH', ARGV[j + 4], ARGV[j + 3])
     written = written + 1
   end
 end
+if written > 0 then redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. ARGV[2] .. ' ' .. written) end
 return written
 """
 WRITE_NEWER_SHA = hashlib.sha1(WRITE_NEWER.encode()).hexdigest()
 
 
+# KEYS: lease, fence, tickers:{ex}, ticker_time keys. ARGV: lease value, token, ttl ms, symbols.
+REMOVE = HELD + """
+if not held(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3]) then return -1 end
+for i = 4, #ARGV do redis.call('HDEL', KEYS[3], ARGV[i]) end
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"""
+
+
+class LeaseLost(Exception):
+    """Redis refused a flush: another worker holds the exchange's lease now."""
+
+
 class TickWriter:
     """Latest-per-symbol buffer plus the task that flushes it."""
 
-    def __init__(self, redis: Redis, exchange: str, min_interval: float = 0.0,
-                 on_redis_state: Callable[[bool, str], None] | None = None) -> None:
+    def __init__(self, redis: Redis, exchange: str, namespace: str, lease: str = "", lease_ttl_ms: int = 5000,
+                 min_interval: float = 0.0, on_redis_state: Callable[[bool, str], None] | None = None) -> None:
         self.redis = redis
         self.exchange = exchange
+        self.namespace = namespace
+        self.lease = lease  # '' = standby: hold ticks, write nothing
+        self.lease_ttl_ms = lease_ttl_ms
+        self._leased = asyncio.Event()
+        if lease:
+            self._leased.set()
         self.min_interval = min_interval
         self.pending: dict[str, Tick] = {}
         self.latest: dict[str, Tick] = {}  # last accepted tick per symbol, for replay after outages
@@ -74,6 +104,7 @@ class TickWriter:
         self.written = 0
         self.older_in_redis = 0  # refused by the script: Redis already held a newer value
         self.round_trips = 0
+        self.fenced = 0  # flushes Redis refused: the lease had moved on
         self.last_flush_ms = 0.0
 
     def put(self, symbol: str, tick: Tick) -> None:
@@ -85,6 +116,12 @@ class TickWriter:
         for s in symbols:
             self.pending.pop(s, None)
             self.latest.pop(s, None)
+
+    def set_lease(self, value: str) -> None:
+        """The supervisor acquired the lease for us: flush everything held, then write as usual."""
+        self.lease = value
+        self._leased.set()
+        self._wake.set()
 
     def replay_all(self) -> None:
         """Re-send every symbol's latest tick on the next flush (Redis may have lost them)."""
@@ -100,6 +137,7 @@ class TickWriter:
                 # a cancellation that landed inside redis-py can be swallowed there (the command
                 # then returns normally); honour it here or the task could never be stopped
                 raise asyncio.CancelledError
+            await self._leased.wait()
             await self._wake.wait()
             self._wake.clear()
             if self._replay:
@@ -147,13 +185,16 @@ class TickWriter:
         SCRIPT EXISTS round trip before every pipeline that holds them.) A Redis that lost the
         script (restarted) answers NOSCRIPT: load it and send the batch again, which is harmless
         because the script never writes older over newer."""
-        ex = self.exchange
-        hkey = keys.tickers(ex)
+        if not self.lease:
+            raise LeaseLost("no lease yet")
+        ex, ns = self.exchange, self.namespace
+        head_keys = (keys.lease(ns, ex), keys.fence(ns, ex), keys.fenced(ns), keys.tickers(ex))
+        head_args = (self.lease, token(self.lease), self.lease_ttl_ms, ex, keys.flush_audit(ns))
         items = list(batch.items())
         calls = []
         for start in range(0, len(items), BATCH):
-            ks = [hkey]
-            args: list[str | bytes] = []
+            ks = list(head_keys)
+            args: list[str | bytes | int] = list(head_args)
             for symbol, tick in items[start:start + BATCH]:
                 ks.append(keys.ticker_time(ex, symbol))
                 args += (symbol, repr(tick["time"]), orjson.dumps(tick), keys.ticker_updates(ex, symbol))
@@ -170,17 +211,22 @@ class TickWriter:
             for call in calls:
                 pipe.execute_command("EVALSHA", WRITE_NEWER_SHA, *call)
             results = await pipe.execute()
-        return sum(int(r) for r in results)
+        counts = [int(r) for r in results]
+        if any(c < 0 for c in counts):
+            self.fenced += 1
+            raise LeaseLost(f"the lease is no longer {self.lease!r}")
+        return sum(counts)
 
     async def remove(self, symbols: set[str]) -> None:
         """Delete symbols no longer collected, so no one reads a price that stopped updating."""
         self.discard(symbols)
-        if not symbols:
+        if not symbols or not self.lease:
             return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hdel(keys.tickers(self.exchange), *symbols)
-            pipe.delete(*(keys.ticker_time(self.exchange, s) for s in symbols))
-            await pipe.execute()
+        ex, ns, names = self.exchange, self.namespace, sorted(symbols)
+        ks = [keys.lease(ns, ex), keys.fence(ns, ex), keys.tickers(ex), *(keys.ticker_time(ex, s) for s in names)]
+        if int(await self.redis.eval(REMOVE, len(ks), *ks, self.lease, token(self.lease), self.lease_ttl_ms,
+                                     *names)) < 0:
+            raise LeaseLost(f"the lease is no longer {self.lease!r}")
 
     def _set_state(self, up: bool, error: str) -> None:
         if up != self.redis_up:

@@ -6,7 +6,6 @@ import pytest
 from redis.asyncio import Redis
 
 from fullon_ticker_service.sim import SimExchange, Simulator
-from tests.faults.helpers import OUTAGE_S, RESULTS, TIMINGS_FILE, save_results
 from tests.servers import PostgresServer, RedisServer
 from tests.supervisor.conftest import procs  # noqa: F401 - the shared `tickerctl` process fixture
 
@@ -40,13 +39,3 @@ async def sim():
     async with Simulator([SimExchange("binance", symbols=8, rate=40), SimExchange("okx", symbols=8, rate=40),
                           SimExchange("bybit", symbols=8, rate=40)]) as s:
         yield s
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not RESULTS:
-        return
-    save_results()
-    tr = terminalreporter
-    tr.section(f"fault matrix measurements (outage {OUTAGE_S:g} s) -> {TIMINGS_FILE}")
-    for row, values in RESULTS.items():
-        tr.write_line(f"{row}: " + ", ".join(f"{k}={v}" for k, v in values.items()))

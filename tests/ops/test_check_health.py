@@ -107,7 +107,7 @@ async def test_status_words_from_records_built_by_the_real_builders(redis_db, tm
         state = sup.state()
     finally:
         sup.redis.close()
-    await redis_db.set(keys.supervisor_state(NAMESPACE), orjson.dumps(state))
+    await redis_db.set(keys.supervisor_state(NAMESPACE, state["host_id"]), orjson.dumps(state))
     starter = Worker(WorkerSpec("starter", ("BTC/USDT",), s)).health_record()
     silent_w = Worker(WorkerSpec("silent", ("BTC/USDT",), s))
     silent_w.status = health.RUNNING
@@ -125,7 +125,7 @@ async def test_status_words_from_records_built_by_the_real_builders(redis_db, tm
 
     await redis_db.delete(keys.health(NAMESPACE, "parked"))
     state["exchanges"].pop("parked")
-    await redis_db.set(keys.supervisor_state(NAMESPACE), orjson.dumps(state))
+    await redis_db.set(keys.supervisor_state(NAMESPACE, state["host_id"]), orjson.dumps(state))
     code, out = await acheck_health(cfg, "--warn-age", "100", "--crit-age", "200")
     assert code == WARNING and out.startswith("TICKER WARNING - 0/2 exchanges running, 2 warning"), out
     code, out = await acheck_health(cfg, "--warn-age", "10", "--crit-age", "20")  # the silent one's age: 30 s

@@ -90,7 +90,8 @@ async def test_pid1_sigterm_stops_workers_gracefully_and_leaves_nothing(sim, red
         for name in names:  # written by each worker itself on its way out: not killed by the kernel
             raw = await redis_db.get(keys.health(NAMESPACE, name))
             assert raw is not None and orjson.loads(raw)["status"] == "stopped", (name, raw)
-        state = orjson.loads(await redis_db.get(keys.supervisor_state(NAMESPACE)))
+        (state_key,) = await redis_db.keys(keys.supervisor_state_pattern(NAMESPACE))  # one host
+        state = orjson.loads(await redis_db.get(state_key))
         assert state["stopped"] is True and state["pid"] == 1
         assert await redis_db.hlen(keys.process_active()) == 0
         assert ns_members(ns.ns) == {}, "processes of the namespace survived its PID 1"

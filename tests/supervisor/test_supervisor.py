@@ -116,7 +116,7 @@ async def test_crash_loop_backs_off_then_parks(sim, redis_db, procs, tmp_path):
     """A worker that crashes at every start backs off (growing delays) and is parked as failed."""
     cat = {**catalog(sim, ("binance",)), "crashy": {"venue": "binance", "symbols": ["BTC/USDT"],
                                                     "markets": "", "ccxt": {"urls": 7}}}
-    cfg = write_config(tmp_path / "c.toml", sim, cat, supervisor={"max_crashes": 3, "restart_base": 0.2})
+    cfg = write_config(tmp_path / "c.toml", sim, cat, supervisor={"max_crashes": 3, "restart_base": 1.0})
     sup = procs("up", "-c", str(cfg))
     seen = set()
 

@@ -299,7 +299,13 @@ REJECT_TOML = [
     ("namespace-brace", "[service]\nnamespace = 'ts{1}'\n", "service.namespace"),
     ("health-interval-zero", "[service]\nhealth_interval = 0\n", "service.health_interval"),
     ("redis-url-scheme", "[redis]\nurl = 'http://h:6379'\n", "redis.url"),
-    ("redis-sentinels", "[redis]\nsentinels = 'a:1'\n", "redis.sentinels"),
+    ("redis-sentinels", "[redis]\nsentinels = 'a:1,b'\n", "redis.sentinels: expected host:port"),
+    ("host-id-colon", "[cluster]\nhost_id = 'a:b'\n", "cluster.host_id"),
+    ("host-id-space", "[cluster]\nhost_id = 'a b'\n", "cluster.host_id"),
+    ("capacity-negative", "[cluster]\ncapacity = -1\n", "cluster.capacity"),
+    ("lease-renew-too-slow", "[cluster]\nlease_ttl = 3\nlease_renew = 2\n", "cluster.lease_renew"),
+    ("lease-ttl-tiny", "[cluster]\nlease_ttl = 0.1\n", "cluster.lease_ttl"),
+    ("cluster-unknown-key", "[cluster]\nhostid = 'a'\n", "cluster.hostid"),
     ("database-url-scheme", "[database]\nurl = 'mysql://h/db'\n", "database.url"),
     ("bad-method", "[exchanges.okx]\nmethod = 'watch_all'\n", "exchanges.okx.method"),
     ("bad-method-defaults", "[defaults]\nmethod = 'poll'\n", "defaults.method"),
@@ -335,7 +341,9 @@ REJECT_ENV = [
     ("LOG_LEVEL-bad", {"LOG_LEVEL": "chatty"}, "service.log_level"),
     ("TICKER_NAMESPACE-glob", {"TICKER_NAMESPACE": "a?b"}, "service.namespace"),
     ("REDIS_URL-scheme", {"REDIS_URL": "tcp://h:6379"}, "redis.url"),
-    ("REDIS_SENTINELS", {"REDIS_SENTINELS": "h:26379"}, "redis.sentinels"),
+    ("REDIS_SENTINELS", {"REDIS_SENTINELS": "h:26379,h2"}, "redis.sentinels"),
+    ("TICKER_CAPACITY-not-int", {"TICKER_CAPACITY": "two"}, "cluster.capacity"),
+    ("TICKER_HOST_ID-colon", {"TICKER_HOST_ID": "x:y"}, "cluster.host_id"),
     ("DATABASE_URL-scheme", {"DATABASE_URL": "sqlite:///x.db"}, "database.url"),
     ("DB_PORT-not-int", {"DB_HOST": "h", "DB_PORT": "54x"}, "DB_PORT: expected an integer"),
 ]
@@ -397,3 +405,16 @@ def test_redis_dsn(settings: config.RedisSettings, dsn: str) -> None:
 def test_valid_symbol(symbol: str, ok: bool) -> None:
     """valid_symbol accepts unified ccxt symbols and rejects anything else."""
     assert config.valid_symbol(symbol) is ok
+
+
+def test_cluster_and_sentinel_settings_from_environment() -> None:
+    """The several-hosts settings and Sentinel come from the fullon-style environment too."""
+    s = config.load(None, environ={"TICKER_HOST_ID": "box-2", "TICKER_CAPACITY": "4", "TICKER_LEASE_TTL": "6",
+                            "REDIS_SENTINELS": "10.0.0.1:26379, [::1]:26380",
+                            "REDIS_SENTINEL_SERVICE": "tickers"}, dotenv=None)
+    assert (s.cluster.host_id, s.cluster.capacity, s.cluster.lease_ttl) == ("box-2", 4, 6.0)
+    assert s.cluster.renew_every == 2.0  # lease_ttl / 3 unless set
+    assert s.redis.sentinel_service == "tickers"
+    from fullon_ticker_service.redis_client import sentinel_addresses
+
+    assert sentinel_addresses(s.redis) == [("10.0.0.1", 26379), ("::1", 26380)]

@@ -38,6 +38,7 @@ def test_running_row_merges_supervisor_and_health() -> None:
     assert row == {
         "exchange": "binance", "pid": 111, "status": "running", "restarts": 2, "uptime_s": 600.0, "symbols": 20,
         "ticks": 9000, "ticks_per_s": 15.0, "last_tick_age_s": 2.5, "last_error": "", "host": "w1",
+        "token": None, "standby": "",
     }
 
 
@@ -188,16 +189,17 @@ def test_table_text_header_and_rows() -> None:
     """table_text prints a header and one aligned line per row with formatted durations and ages."""
     table = [
         {"exchange": "binance", "pid": 111, "status": "running", "restarts": 0, "uptime_s": 3725.0, "symbols": 20,
-         "ticks": 9000, "ticks_per_s": 15.04, "last_tick_age_s": 0.25, "last_error": "", "host": "h"},
+         "ticks": 9000, "ticks_per_s": 15.04, "last_tick_age_s": 0.25, "last_error": "", "host": "h", "token": 7},
         {"exchange": "okx", "pid": None, "status": "failed", "restarts": 6, "uptime_s": 59.0, "symbols": 0,
-         "ticks": 0, "ticks_per_s": 0.0, "last_tick_age_s": None, "last_error": "x" * 80, "host": "h"},
+         "ticks": 0, "ticks_per_s": 0.0, "last_tick_age_s": None, "last_error": "x" * 80, "host": "h2",
+         "token": None},
     ]
     lines = status.table_text(table).splitlines()
     assert len(lines) == 3
-    assert lines[0].split() == ["EXCHANGE", "PID", "STATUS", "RESTARTS", "UPTIME", "SYMBOLS", "TICKS", "TICKS/S",
-                                "AGE", "LAST", "ERROR"]
-    assert lines[1].split() == ["binance", "111", "running", "0", "1h02m", "20", "9000", "15.0", "0.2s"]
-    assert lines[2].split() == ["okx", "-", "failed", "6", "0m59s", "0", "0", "0.0", "-", "x" * 60]
+    assert lines[0].split() == ["EXCHANGE", "HOST", "TOKEN", "PID", "STATUS", "RESTARTS", "UPTIME", "SYMBOLS",
+                                "TICKS", "TICKS/S", "AGE", "LAST", "ERROR"]
+    assert lines[1].split() == ["binance", "h", "7", "111", "running", "0", "1h02m", "20", "9000", "15.0", "0.2s"]
+    assert lines[2].split() == ["okx", "h2", "-", "-", "failed", "6", "0m59s", "0", "0", "0.0", "-", "x" * 60]
     assert lines[1].index("running") == lines[0].index("STATUS") == lines[2].index("failed")
 
 
@@ -205,5 +207,40 @@ def test_table_text_empty() -> None:
     """With no rows, only the header line is printed."""
     text = status.table_text([])
     assert len(text.splitlines()) == 1
-    assert text.split() == ["EXCHANGE", "PID", "STATUS", "RESTARTS", "UPTIME", "SYMBOLS", "TICKS", "TICKS/S", "AGE",
-                            "LAST", "ERROR"]
+    assert text.split() == ["EXCHANGE", "HOST", "TOKEN", "PID", "STATUS", "RESTARTS", "UPTIME", "SYMBOLS", "TICKS",
+                            "TICKS/S", "AGE", "LAST", "ERROR"]
+
+
+# --- merge: every host's supervisor state into one view ------------------------------------------
+
+def _host_state(host_id: str, exchanges: dict[str, dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return {"host": "m", "host_id": host_id, "pid": 1, "updated_at": NOW, "exchanges": exchanges, **fields}
+
+
+def test_merge_prefers_the_lease_holder_and_lists_standbys() -> None:
+    """Two hosts report the same exchange (owner and standby during a handover): the row is the
+    lease holder's, the standby is named, and host/token come from the lease."""
+    a = _host_state("a", {"okx": {"status": "running", "pid": 10, "token": 4}})
+    b = _host_state("b", {"okx": {"status": "standby", "pid": 20, "token": None},
+                          "kraken": {"status": "running", "pid": 21, "token": 9}})
+    merged = status.merge([b, a], {"okx": "4:a:1", "kraken": "9:b:2"})
+    assert merged is not None and merged["hosts"] == ["a", "b"]
+    assert merged["exchanges"]["okx"]["pid"] == 10 and merged["exchanges"]["okx"]["standby"] == ["b"]
+    rows = {r["exchange"]: r for r in status.rows(merged, {}, NOW, INTERVAL)}
+    assert (rows["okx"]["host"], rows["okx"]["token"], rows["okx"]["standby"]) == ("a", 4, "b")
+    assert (rows["kraken"]["host"], rows["kraken"]["token"]) == ("b", 9)
+
+
+def test_merge_without_a_lease_shows_the_standby_waiting() -> None:
+    """The owner was killed and its lease has not expired yet... then expired: the exchange shows
+    as `standby` (not written) until the standby gets the lease."""
+    b = _host_state("b", {"okx": {"status": "standby", "pid": 20}})
+    rows = status.rows(status.merge([b], {}), {}, NOW, INTERVAL)
+    assert rows[0]["status"] == "standby" and rows[0]["host"] == "b"
+
+
+def test_merge_of_stopped_hosts_only_is_the_latest_stopped_state() -> None:
+    old = _host_state("a", {}, stopped=True, updated_at=NOW - 50)
+    new = _host_state("b", {}, stopped=True, updated_at=NOW - 5)
+    assert status.merge([old, new], {}) is new
+    assert status.merge([], {}) is None
