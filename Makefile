@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo sim lint bench bench-smoke soak faults-long clean
+.PHONY: install test demo sim lint bench bench-smoke soak faults-long failover-defaults clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ soak: install
 faults-long: install
 	scripts/ensure-services redis postgres
 	FAULT_OUTAGE_S=30 $(BIN)/pytest -q -s tests/faults
+
+# the several-hosts tests with the default lease (5 s) and host (3 s) TTLs: the README's failover figures
+failover-defaults: install
+	scripts/ensure-services redis
+	CLUSTER_LEASE_TTL=5 CLUSTER_HOST_TTL=3 $(BIN)/pytest -q tests/cluster
 
 sim: install
 	$(BIN)/tickerctl sim
