@@ -7,7 +7,10 @@ every test knows exactly which frame carried the fault. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
+import os
+import socket
 import time
 
 import aiohttp
@@ -349,3 +352,57 @@ async def test_http_control_close_and_state(sim, exchange):
     good = sim.last_good(VENUE)
     assert st["last_good"] == {s: [q.last, q.bid, q.ask, q.volume, q.ts_ms] for s, q in good.items()}
     assert set(st["last_good"]) == set(symbols)
+
+
+# a client that stops reading -------------------------------------------------------------------
+def _silent_client(sim: Simulator, symbol_id: str) -> socket.socket:
+    """A raw websocket client that subscribes, then never reads again (a stopped process)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    s.connect(("127.0.0.1", sim.port))
+    s.settimeout(3)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /{VENUE}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    assert s.recv(4096).startswith(b"HTTP/1.1 101")
+    payload = orjson.dumps({"method": "SUBSCRIBE", "params": [f"{symbol_id}@ticker"], "id": 1})
+    mask = os.urandom(4)
+    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return s
+
+
+@pytest.mark.parametrize("sim", [1], indirect=True)
+async def test_client_that_stops_reading_is_dropped_and_others_keep_receiving(sim, exchange):
+    """A subscriber that never reads fills its socket; after SEND_TIMEOUT the simulator cuts it off
+    (as exchanges drop slow consumers) instead of blocking the feed for every other connection."""
+    from fullon_ticker_service.sim.venues.base import SEND_TIMEOUT
+
+    symbols = sim.symbols(VENUE)
+    await subscribe(exchange, symbols)
+    silent = await asyncio.to_thread(_silent_client, sim, sim.markets(VENUE)[0]["id"].lower())
+    try:
+        await eventually(lambda: state(sim)["connections"] == 2 and state(sim)["subscriptions"] == 2, 3,
+                         what="the silent client subscribed")
+        sim.set_rate(VENUE, 4000)  # ~1 MB/s of frames: the silent socket's buffers fill in seconds
+        await eventually(lambda: state(sim)["connections"] == 1, 30, 0.05, "the silent client dropped")
+        t0 = time.monotonic()
+        sent = state(sim)["sent"]
+        seen = 0
+        while seen < 50 and time.monotonic() - t0 < SEND_TIMEOUT:  # the reader gets the feed at once
+            await asyncio.wait_for(exchange.watch_tickers(symbols, TICKER), 1.0)
+            seen += 1
+        assert seen == 50 and state(sim)["sent"] > sent
+    finally:
+        silent.close()
+
+
+async def test_a_burst_sends_exactly_count_ticks(sim, exchange):
+    """set_rate(..., count=n) sends n ticks and then nothing: a fast burst leaves more than one tick
+    'due' when its budget runs out, and that remainder must not leak out as an extra tick."""
+    await subscribe(exchange, sim.symbols(VENUE))
+    for _ in range(3):
+        sent = state(sim)["sent"]
+        sim.set_rate(VENUE, 2000, count=150)  # 2000/s: ~100 due per 50 ms feed step, capped by the budget
+        await asyncio.wait_for(sim.drained(VENUE), 3)
+        await asyncio.sleep(0.3)  # several feed steps at rate 0
+        assert state(sim)["sent"] - sent == 150

@@ -25,7 +25,7 @@ import pytest
 
 from fullon_ticker_service.sim import SimExchange, Simulator
 from tests.conftest import eventually
-from tests.supervisor.helpers import ps_json, write_config
+from tests.supervisor.helpers import running, write_config
 from tests.worker.helpers import all_match
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "30"))
@@ -50,12 +50,8 @@ async def test_soak(sim, redis_db, procs, tmp_path):
     cfg = write_config(tmp_path / "c.toml", sim, {v: {"symbols": sim.symbols(v)} for v in VENUES})
     procs("up", "-c", str(cfg))
 
-    async def all_running():
-        rows = {r["exchange"]: r for r in ps_json(cfg)}
-        return len(rows) == len(VENUES) and all(r["status"] == "running" and r["ticks"] > 0 for r in rows.values())
-
-    await eventually(all_running, 60, 0.5, "every exchange running")
-    pids = {r["exchange"]: r["pid"] for r in ps_json(cfg)}
+    rows = await eventually(lambda: running(cfg, VENUES), 60, 0.5, "every exchange running")
+    pids = {v: rows[v]["pid"] for v in VENUES}
     samples: list[dict] = []
     t0 = time.monotonic()
     next_fault = t0 + 5

@@ -148,8 +148,7 @@ class Simulator:
             t.cancel()
         await asyncio.gather(*self._feeds, return_exceptions=True)
         for ex in self.exchanges.values():
-            for conn in list(ex.conns):
-                await conn.ws.close()
+            await asyncio.gather(*(conn.close() for conn in list(ex.conns)))
         if self._runner:
             await self._runner.cleanup()
 
@@ -208,8 +207,7 @@ class Simulator:
         now = time.monotonic()
         until = math.inf if seconds is None else now + seconds
         if action == "close":
-            for conn in list(ex.conns):
-                await conn.ws.close(code=1001, message=b"simulated close")
+            await asyncio.gather(*(conn.close(1001, b"simulated close") for conn in list(ex.conns)))
         elif action == "stall":
             ex.stalled_until = until
         elif action == "refuse":
@@ -260,8 +258,8 @@ class Simulator:
                 ex.sent += 1
             if ex.budget is not None:
                 ex.budget -= n
-                if ex.budget <= 0:
-                    ex.rate, ex.budget = 0.0, None
+                if ex.budget <= 0:  # what the cap left due is dropped: a burst is exactly `count` ticks
+                    ex.rate, ex.budget, due = 0.0, None, 0.0
 
     async def _deliver(self, ex: ExchangeState, q: Quote) -> None:
         for conn, channel in list(ex.subs[q.symbol]):
@@ -318,7 +316,7 @@ class Simulator:
             raise web.HTTPServiceUnavailable(text="simulated outage: connections refused")
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
         await ws.prepare(request)
-        conn = Conn(ws, tail, ex)
+        conn = Conn(ws, tail, ex, request.transport)
         ex.conns.add(conn)
         ex.connections_accepted += 1
         try:

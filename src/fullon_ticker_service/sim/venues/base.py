@@ -7,6 +7,7 @@ ticker frame (`encode`). The server (`sim/server.py`) owns sockets, rates and fa
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 
 # Real, recognisable bases first; the rest are synthetic (S0007 ...), all <= 6 chars as the
 # fullon `symbols.base varchar(6)` column requires.
+# A client that does not read for this long is cut off, as exchanges drop slow consumers: one
+# stopped (SIGSTOP) or wedged reader must not block the feed of every other connection.
+SEND_TIMEOUT = 2.0
+CLOSE_TIMEOUT = 2.0
+
 REAL_BASES = ("BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "LTC", "DOT", "LINK", "AVAX", "TRX", "ATOM")
 
 
@@ -51,8 +57,10 @@ def market(
 class Conn:
     """One accepted websocket: its subscriptions and venue-private state."""
 
-    def __init__(self, ws: web.WebSocketResponse, path: str, exchange: ExchangeState) -> None:
+    def __init__(self, ws: web.WebSocketResponse, path: str, exchange: ExchangeState,
+                 transport: asyncio.BaseTransport | None = None) -> None:
         self.ws = ws
+        self.transport = transport  # to cut a client off without a handshake
         self.path = path  # request path after the venue prefix, e.g. "/ws/3" or "/v5/public/spot"
         self.exchange = exchange
         self.subs: set[tuple[str, str]] = set()  # (channel, unified symbol)
@@ -65,10 +73,27 @@ class Conn:
     async def send(self, frame: str | bytes) -> None:
         if self.ws.closed:
             return
-        if isinstance(frame, bytes):
-            await self.ws.send_bytes(frame)
-        else:
-            await self.ws.send_str(frame)
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):  # in this task: no reordering of sends
+                if isinstance(frame, bytes):
+                    await self.ws.send_bytes(frame)
+                else:
+                    await self.ws.send_str(frame)
+        except TimeoutError:
+            self.abort()
+            raise ConnectionError(f"client did not read for {SEND_TIMEOUT}s: dropped") from None
+
+    async def close(self, code: int = 1000, message: bytes = b"") -> None:
+        """Close handshake, bounded: a client that never answers is cut off after CLOSE_TIMEOUT."""
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.ws.close(code=code, message=message)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            self.abort()
+
+    def abort(self) -> None:
+        if isinstance(self.transport, asyncio.WriteTransport):
+            self.transport.abort()
 
     async def subscribe(self, channel: str, symbol: str, snapshot: bool = True) -> None:
         """Register (channel, symbol); send the current quote at once, as exchanges do."""
