@@ -68,6 +68,20 @@ def private_redis():
     server.stop()
 
 
+# The whole suite's budget (s): past it no further test starts and the run ends with what it has.
+# With the per-test `timeout` in pyproject.toml this bounds a run that keeps hanging well inside
+# CI's 90 minutes (the suite takes ~9 minutes here).
+SUITE_BUDGET_S = float(os.environ.get("TEST_SUITE_BUDGET_S", "2400"))
+_SUITE_STARTED = time.monotonic()
+
+
+def pytest_runtest_setup(item):
+    spent = time.monotonic() - _SUITE_STARTED
+    if spent > SUITE_BUDGET_S:
+        pytest.exit(f"suite budget exceeded: {spent:.0f}s > TEST_SUITE_BUDGET_S={SUITE_BUDGET_S:g}s; "
+                    f"not starting {item.nodeid} or anything after it", returncode=3)
+
+
 def pytest_terminal_summary(terminalreporter):
     """What the fault matrix and the several-hosts tests measured (also saved as JSON)."""
     from tests.faults.helpers import OUTAGE_S, RESULTS, TIMINGS_FILE, save_results
