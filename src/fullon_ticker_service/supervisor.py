@@ -47,7 +47,7 @@ from fullon_ticker_service.policy import RestartPolicy, RestartState, after_exit
 from fullon_ticker_service.redis_client import make_sync_redis
 
 TICK = 0.5
-HANDOVER_POLL = 0.05  # how often a standby's lease is tried while another host still holds it
+HANDOVER_POLL = 0.01  # how often a lease our standby waits for is looked at (one MGET)
 
 
 class AlreadyRunning(RuntimeError):
@@ -302,7 +302,7 @@ class Supervisor:
                     self.refresh_catalog()
                     self.reconcile()
                 self.publish()
-                self._wait(self._next_wait())
+                self._sleep(self._next_wait())
         finally:
             self._kill_all()
             self._clear_state()
@@ -323,9 +323,29 @@ class Supervisor:
         """Sleep one tick, or less when a restart is due sooner (so short backoffs keep their jitter)."""
         now = time.monotonic()
         due = [s.start_at - now for s in self.slots.values() if s.status == "backoff" and s.proc is None]
-        if any(s.status == "standby" and self.desired.get(s.name) == self.host_id for s in self.slots.values()):
-            due.append(HANDOVER_POLL)  # a lease we wait for: take it the moment it is released
         return max(0.01, min([TICK, *due]))
+
+    def _sleep(self, seconds: float) -> None:
+        """`_wait`, but while one of our standbys waits for a lease held elsewhere, look at that lease
+        every HANDOVER_POLL and wake the moment it is released: the handover gap is this poll plus
+        one flush, not a supervisor tick."""
+        waiting = [s.name for s in self.slots.values()
+                   if s.status == "standby" and not s.lease and self.desired.get(s.name) == self.host_id]
+        if not waiting:
+            self._wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self.stopping:
+            self._wait(min(left, HANDOVER_POLL))
+            try:
+                held = lease.owners(self.redis, self.ns, waiting)
+            except (redis_sync.RedisError, OSError):
+                return
+            if len(held) < len(waiting):
+                self.owners.update(held)
+                for name in set(waiting) - set(held):
+                    self.owners.pop(name, None)
+                return
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)

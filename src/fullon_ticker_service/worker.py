@@ -621,10 +621,16 @@ class Worker:
 
     # --- shutdown ---------------------------------------------------------------------------
     async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Stop taking ticks, write what is held, report, give the lease back; only then close the
+        exchange's sockets (the slow part: a close handshake per connection), so a standby elsewhere
+        takes over after one flush, not after our goodbyes."""
         # With the supervisor gone nobody waits for a graceful stop: the promise is "no worker
         # left after 2 s", so every step gets a short deadline.
         budget = 0.4 if self._exit_code == EXIT_PARENT_GONE else 2.0
         self.status = health.STOPPING
+        self._stop_taking_ticks()  # no tick may be accepted after the final flush
+        if self._lease_task is not None:  # nor a lease taken after it was given back
+            self._lease_task.cancel()
         for chunk in self.chunks:
             if chunk.task:
                 chunk.task.cancel()
@@ -634,7 +640,6 @@ class Worker:
         _, stuck = await asyncio.wait(pending, timeout=budget)
         for t in stuck:  # a task that ignores cancellation must not hold the shutdown hostage
             self.log.error(f"task {t.get_name()} did not stop on cancel ({_await_chain(t)}); leaving it")
-        await self._close_exchange(budget)  # no tick may be accepted after the final flush
         if self.writer.lease and not self.lost:
             try:
                 await asyncio.wait_for(self.writer.flush_now(), budget)
@@ -646,6 +651,11 @@ class Worker:
                                   else health.ERROR, budget)
         await self._close(budget)
         self.log.info(f"stopped (exit {self._exit_code}); {self.stats.ticks} ticks accepted")
+
+    def _stop_taking_ticks(self) -> None:
+        """Frames ccxt still parses (until its sockets close) are dropped, not buffered."""
+        if self.exchange is not None and isinstance(self.exchange.tickers, TickerSink):
+            self.exchange.tickers.on_set = lambda symbol, ticker: None
 
     async def _publish_final(self, status: str, budget: float = 2.0) -> None:
         """The last report (fullon: a stopped or failed process leaves the active lists), then the
@@ -659,10 +669,9 @@ class Worker:
 
     async def _close_exchange(self, budget: float = 2.0) -> None:
         if self.exchange is not None:
+            self._stop_taking_ticks()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self.exchange.close(), budget)
-            if isinstance(self.exchange.tickers, TickerSink):  # a frame parsed while closing is dropped
-                self.exchange.tickers.on_set = lambda symbol, ticker: None
             self.exchange = None
 
     async def _close(self, budget: float = 2.0) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -124,6 +125,11 @@ class Watcher:
 
     def last_write(self, exchange: str, token: int) -> float | None:
         return max((t for t, ex, n, _ in self.events if ex == exchange and n == token), default=None)
+
+    def spacing(self, exchange: str, token: int) -> list[float]:
+        """Intervals between consecutive accepted flushes of one owner: the normal flush spacing."""
+        times = [t for t, ex, n, _ in self.events if ex == exchange and n == token]
+        return [b - a for a, b in itertools.pairwise(times)]
 
     def tokens(self, exchange: str) -> list[int]:
         return sorted({n for _, ex, n, _ in self.events if ex == exchange})

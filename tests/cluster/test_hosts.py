@@ -45,9 +45,15 @@ async def test_three_hosts_then_a_fourth_joins_then_one_is_killed(tmp_path, redi
             last_old, first_new = watch.last_write(n, before[n][1]), watch.first_write(n, after[n][1])
             assert last_old is not None and first_new is not None
             gaps.append(first_new - last_old)
+        # the normal spacing of flushes, from the exchanges that did not move, in the same run
+        spacing = sorted(g for n in NAMES if n not in moved for g in watch.spacing(n, after[n][1]))
+        usual = spacing[int(0.99 * (len(spacing) - 1))]
         record("cluster: 4th host joins", moved=len(moved), settled_s=time.monotonic() - joined_at,
-               handover_gap_max_s=max(gaps, default=0.0))
-        assert max(gaps, default=0.0) < 1.0, gaps  # the standby takes over at the release, not after a restart
+               handover_gap_max_s=max(gaps, default=0.0), flush_spacing_p99_s=usual,
+               flush_spacing_max_s=spacing[-1])
+        # the old owner gives the lease back right after its final flush and the armed standby takes
+        # it within a 10 ms poll: the gap is a flush or two (~0.06-0.13 s here), not a restart (seconds)
+        assert max(gaps, default=0.0) < max(0.3, 3 * usual), (gaps, usual)
 
         # --- kill -9 one host: supervisor, fork server and workers at once -----------------------
         victim = next(h for h in ("h2", "h3", "h1") if per_host(after).get(h))
