@@ -55,14 +55,19 @@ def rows(supervisor: dict[str, Any] | None, records: dict[str, bytes | None], no
          interval: float) -> list[dict[str, Any]]:
     sup_ex: dict[str, Any] = (supervisor or {}).get("exchanges", {}) if supervisor else {}
     sup_live = bool(supervisor) and not supervisor.get("stopped")  # type: ignore[union-attr]
+    # in the catalog but no live host has a free worker slot for it: nobody collects it
+    unplaced = set((supervisor or {}).get("unplaced") or []) if sup_live else set()
     out = []
-    for name in sorted(set(sup_ex) | set(records)):
+    for name in sorted(set(sup_ex) | set(records) | unplaced):
         h = health.decode(name, records.get(name), now, interval)
         sv = sup_ex.get(name, {})
+        if name in unplaced and not sv and h.status in ("absent", "stopped"):
+            sv = {"status": "unplaced", "last_error": f"no host has a free worker slot "
+                  f"(cluster.capacity; {len((supervisor or {}).get('hosts') or [])} live hosts)"}
         status = h.status
         if status == health.ERROR:
             status = "stale"  # the worker runs but cannot get data: what matters to a reader
-        if sv.get("status") in ("backoff", "failed", "stopping", "stopped", "standby"):
+        if sv.get("status") in ("backoff", "failed", "stopping", "stopped", "standby", "unplaced"):
             status = sv["status"]
         elif status == "absent":
             status = sv.get("status", "stopped") if sup_live else "stopped"

@@ -31,11 +31,12 @@ NAMES = [f"{v}_{c}" for v in VENUES for c in "abc"]  # nine exchanges over three
 
 
 def cluster_config(path: Path, sim: Simulator, redis_url: str, *, lease_ttl: float = LEASE_TTL,
-                   host_ttl: float = HOST_TTL, extra_redis: str = "") -> Path:
+                   host_ttl: float = HOST_TTL, extra_redis: str = "", capacity: int = 0) -> Path:
     exchanges = {f"{v}_{c}": {"venue": v, "symbols": sim.symbols(v)[:4], "stale_after": 3.0}
                  for v in VENUES for c in "abc" if v in sim.exchanges}
     fault_config(path, sim, exchanges, redis_url, supervisor={"start_grace": 20.0})
-    text = path.read_text() + f"\n[cluster]\nlease_ttl = {lease_ttl!r}\nhost_ttl = {host_ttl!r}\n"
+    text = path.read_text() + (f"\n[cluster]\nlease_ttl = {lease_ttl!r}\nhost_ttl = {host_ttl!r}\n"
+                               f"capacity = {capacity}\n")
     if extra_redis:
         text = text.replace("[redis]\n", f"[redis]\n{extra_redis}\n", 1)
     path.write_text(text)

@@ -244,3 +244,28 @@ def test_merge_of_stopped_hosts_only_is_the_latest_stopped_state() -> None:
     new = _host_state("b", {}, stopped=True, updated_at=NOW - 5)
     assert status.merge([old, new], {}) is new
     assert status.merge([], {}) is None
+
+
+def test_unplaced_exchange_is_a_row_and_a_problem() -> None:
+    """Two hosts of capacity 1, three exchanges: the one no host has room for is listed as
+    `unplaced` with the reason, and `health` names it (nobody collects it)."""
+    a = _host_state("a", {"okx": {"status": "running", "pid": 10, "token": 1}}, unplaced=["kraken"])
+    b = _host_state("b", {"bybit": {"status": "running", "pid": 20, "token": 1}}, unplaced=["kraken"])
+    merged = status.merge([a, b], {"okx": "1:a:1", "bybit": "1:b:2"})
+    records = {"okx": _health(pid=10), "bybit": _health(pid=20),
+               "kraken": _health(status="stopped", pid=30)}  # its last owner's final record
+    rows = {r["exchange"]: r for r in status.rows(merged, records, NOW, INTERVAL)}
+    assert sorted(rows) == ["bybit", "kraken", "okx"]
+    assert rows["kraken"]["status"] == "unplaced" and "no host has a free worker slot" in rows["kraken"]["last_error"]
+    assert "2 live hosts" in rows["kraken"]["last_error"]
+    assert (rows["okx"]["status"], rows["bybit"]["status"]) == ("running", "running")
+    assert [p for p in status.problems(list(rows.values()), merged, 60) if p.startswith("kraken")] == [
+        f"kraken: unplaced: {rows['kraken']['last_error']}"]
+    assert "unplaced" in status.table_text(list(rows.values()))
+
+
+def test_unplaced_is_not_shown_once_a_worker_reports() -> None:
+    """The supervisors' `unplaced` lags a tick behind a placement: a live worker's record wins."""
+    a = _host_state("a", {"kraken": {"status": "running", "pid": 10, "token": 2}}, unplaced=["kraken"])
+    rows = status.rows(status.merge([a], {"kraken": "2:a:1"}), {"kraken": _health(pid=10)}, NOW, INTERVAL)
+    assert rows[0]["status"] == "running"
