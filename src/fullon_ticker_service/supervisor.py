@@ -168,6 +168,7 @@ class Supervisor:
         self._wake_r, self._wake_w = os.pipe()
         self._redis_ok_since = time.monotonic()  # heartbeat ages count from here after an outage
         self._redis_failed = False
+        self._redis_down_at: float | None = None  # when the heartbeat first failed (said once)
         self._clean_exit = True
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -230,8 +231,16 @@ class Supervisor:
                                    int(self.settings.cluster.host_ttl * 1000))
             names = sorted(set(self.catalog or ()) | set(self.slots))
             owners = lease.owners(self.redis, self.ns, names)
-        except (redis_sync.RedisError, OSError):
-            return  # nobody can take anything over while Redis is unreachable for us all
+        except (redis_sync.RedisError, OSError) as exc:
+            if self._redis_down_at is None:  # one line when it starts, one when it ends
+                self._redis_down_at = time.monotonic()
+                self.log.error(f"Redis unreachable ({_one_line(exc)}); workers keep collecting, but our "
+                               f"leases lapse after {self.settings.cluster.lease_ttl:g}s without renewal and "
+                               f"other hosts may then take our exchanges over")
+            return
+        if self._redis_down_at is not None:
+            self.log.info(f"Redis reachable again after {time.monotonic() - self._redis_down_at:.1f}s")
+            self._redis_down_at = None
         if not ok:
             if not self.stopping:
                 self.log.error(f"another supervisor registered as host {self.host_id!r} (we were paused, cut "

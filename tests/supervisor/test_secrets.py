@@ -4,6 +4,7 @@ servers go away."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -110,8 +111,12 @@ async def test_tls_redis_and_passwords_never_leak(sim, tls_redis, database, tmp_
             return all([await r.hlen("tickers:binance") == 4, await r.hlen("tickers:okx") == 4])
 
         await eventually(collecting, 40, 0.3, "both exchanges written over TLS")
-        ps = ctl(env, "ps", "--json", "-c", str(cfg))
-        assert ps.returncode == 0 and {x["status"] for x in orjson.loads(ps.stdout)} == {"running"}, ps
+
+        async def both_running():  # the first flush can land before the first `running` report
+            out = await asyncio.to_thread(ctl, env, "ps", "--json", "-c", str(cfg))
+            return out.returncode == 0 and {x["status"] for x in orjson.loads(out.stdout)} == {"running"} and out
+
+        ps = await eventually(both_running, 10, 0.3, "ps: both running over TLS")
         health = ctl(env, "health", "-c", str(cfg))
         assert health.returncode == 0, health
         for text, where in ((ps.stdout + ps.stderr, "ps"), (health.stdout + health.stderr, "health"),
