@@ -347,13 +347,9 @@ class Supervisor:
         while (left := deadline - time.monotonic()) > 0 and not self.stopping:
             self._wait(min(left, HANDOVER_POLL))
             try:
-                held = lease.owners(self.redis, self.ns, waiting)
+                if len(lease.owners(self.redis, self.ns, waiting)) < len(waiting):
+                    return  # one was released: the next iteration's heartbeat sees it and we acquire
             except (redis_sync.RedisError, OSError):
-                return
-            if len(held) < len(waiting):
-                self.owners.update(held)
-                for name in set(waiting) - set(held):
-                    self.owners.pop(name, None)
                 return
 
     def _on_signal(self, signum: int, frame: Any) -> None:

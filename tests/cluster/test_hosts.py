@@ -52,8 +52,9 @@ async def test_three_hosts_then_a_fourth_joins_then_one_is_killed(tmp_path, redi
                handover_gap_max_s=max(gaps, default=0.0), flush_spacing_p99_s=usual,
                flush_spacing_max_s=spacing[-1])
         # the old owner gives the lease back right after its final flush and the armed standby takes
-        # it within a 10 ms poll: the gap is a flush or two (~0.06-0.13 s here), not a restart (seconds)
-        assert max(gaps, default=0.0) < max(0.3, 3 * usual), (gaps, usual)
+        # it within a 10 ms poll: the gap is about one normal flush spacing (0.02-0.11 s here; closing
+        # the sockets before the release, as before, made it 0.32-0.35 s, which this bound fails)
+        assert max(gaps, default=0.0) < max(0.2, 2 * usual), (gaps, usual)
 
         # --- kill -9 one host: supervisor, fork server and workers at once -----------------------
         victim = next(h for h in ("h2", "h3", "h1") if per_host(after).get(h))

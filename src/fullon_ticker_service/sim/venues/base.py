@@ -18,13 +18,13 @@ from fullon_ticker_service.sim.model import Quote
 if TYPE_CHECKING:
     from fullon_ticker_service.sim.server import ExchangeState
 
-# Real, recognisable bases first; the rest are synthetic (S0007 ...), all <= 6 chars as the
-# fullon `symbols.base varchar(6)` column requires.
 # A client that does not read for this long is cut off, as exchanges drop slow consumers: one
 # stopped (SIGSTOP) or wedged reader must not block the feed of every other connection.
 SEND_TIMEOUT = 2.0
 CLOSE_TIMEOUT = 2.0
 
+# Real, recognisable bases first; the rest are synthetic (S0007 ...), all <= 6 chars as the
+# fullon `symbols.base varchar(6)` column requires.
 REAL_BASES = ("BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "LTC", "DOT", "LINK", "AVAX", "TRX", "ATOM")
 
 
