@@ -81,7 +81,7 @@ def _detach(settings: config.Settings, cfg: Path | None) -> None:
 @app.command()
 def down(cfg: Path | None = ConfigOpt, timeout: float = typer.Option(20.0, help="seconds before giving up")) -> None:
     """Stop a running supervisor gracefully (SIGTERM, then wait)."""
-    from fullon_ticker_service.supervisor import running_pid
+    from fullon_ticker_service.supervisor import pid_alive, running_pid
 
     settings = _settings(cfg)
     pid = running_pid(settings)
@@ -91,7 +91,8 @@ def down(cfg: Path | None = ConfigOpt, timeout: float = typer.Option(20.0, help=
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if running_pid(settings) != pid:
+        # it drops its lock just before it exits: "stopped" means the process is gone too
+        if running_pid(settings) != pid and not pid_alive(pid):
             typer.echo(f"supervisor {pid} stopped")
             return
         time.sleep(0.1)

@@ -167,8 +167,7 @@ class Supervisor:
         self._lock_fd: int | None = None
         self._wake_r, self._wake_w = os.pipe()
         self._redis_ok_since = time.monotonic()  # heartbeat ages count from here after an outage
-        self._redis_failed = False
-        self._redis_down_at: float | None = None  # when the heartbeat first failed (said once)
+        self._redis_down_at: float | None = None  # set while Redis is unreachable (said once)
         self._clean_exit = True
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -210,7 +209,7 @@ class Supervisor:
             ok, found = lease.beat(self.redis, self.ns, self.host_id, self._host_record(), ttl)
             if not ok:
                 other = found[self.host_id]
-                if other.get("hostname") == self.host and not _pid_alive(int(other.get("pid") or 0)):
+                if other.get("hostname") == self.host and not pid_alive(int(other.get("pid") or 0)):
                     ok, found = lease.beat(self.redis, self.ns, self.host_id, self._host_record(), ttl, force=True)
         except (redis_sync.RedisError, OSError) as exc:
             self.log.warning(f"cannot register host {self.host_id!r} (Redis: {_one_line(exc)}); registering "
@@ -232,15 +231,12 @@ class Supervisor:
             names = sorted(set(self.catalog or ()) | set(self.slots))
             owners = lease.owners(self.redis, self.ns, names)
         except (redis_sync.RedisError, OSError) as exc:
-            if self._redis_down_at is None:  # one line when it starts, one when it ends
-                self._redis_down_at = time.monotonic()
-                self.log.error(f"Redis unreachable ({_one_line(exc)}); workers keep collecting, but our "
-                               f"leases lapse after {self.settings.cluster.lease_ttl:g}s without renewal and "
-                               f"other hosts may then take our exchanges over")
+            self._redis_unreachable(exc)
             return
-        if self._redis_down_at is not None:
+        if self._redis_down_at is not None:  # back (maybe empty): nobody is judged on the outage
             self.log.info(f"Redis reachable again after {time.monotonic() - self._redis_down_at:.1f}s")
             self._redis_down_at = None
+            self._redis_ok_since = time.monotonic()
         if not ok:
             if not self.stopping:
                 self.log.error(f"another supervisor registered as host {self.host_id!r} (we were paused, cut "
@@ -495,20 +491,26 @@ class Supervisor:
                 return str(orjson.loads(raw).get("last_error") or "")
         return ""
 
+    def _redis_unreachable(self, exc: BaseException) -> None:
+        if self._redis_down_at is None:  # one line when it starts, one when it ends (heartbeat)
+            self._redis_down_at = time.monotonic()
+            self.log.error(f"Redis unreachable ({_one_line(exc)}); workers keep collecting, but our "
+                           f"leases lapse after {self.settings.cluster.lease_ttl:g}s without renewal and "
+                           f"other hosts may then take our exchanges over")
+
     def check_heartbeats(self) -> None:
         """Kill a worker whose event loop stopped writing its health record (hung loop)."""
+        if self._redis_down_at is not None:
+            return  # cannot tell a hung worker from a Redis outage: judge nobody
         now_m, now = time.monotonic(), time.time()
         for slot in self.slots.values():
             if not self._alive(slot) or slot.status == "stopping":
                 continue
             try:
                 raw = self.redis.get(self._record_key(slot))
-            except redis_sync.RedisError:
-                self._redis_failed = True
-                return  # cannot tell a hung worker from a Redis outage: judge nobody
-            if self._redis_failed:  # Redis is back (maybe empty): nobody is judged on the outage
-                self._redis_failed = False
-                self._redis_ok_since = now_m
+            except (redis_sync.RedisError, OSError) as exc:
+                self._redis_unreachable(exc)
+                return
             since_redis = now_m - self._redis_ok_since
             rec = health.decode(slot.name, raw, now, self.settings.service.health_interval)
             if rec.pid == slot.proc.pid and (rec.raw or {}).get("host_id", self.host_id) != self.host_id:
@@ -749,14 +751,18 @@ def _connection(settings: Settings, name: str) -> Any:
     return dataclasses.replace(settings.exchange(name), symbols=())
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent counts as exited)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: kill(0) is all we can tell
 
 
 def _zombie_children() -> list[int]:
