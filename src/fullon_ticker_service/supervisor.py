@@ -298,6 +298,7 @@ class Supervisor:
                 self.heartbeat()
                 self.reap()
                 self.reap_orphans()
+                self._sweep_stopping()
                 if self.stopping:
                     if self._stopped_all():
                         break
@@ -576,9 +577,6 @@ class Supervisor:
                     if slot.status != "stopping":
                         self.log.info(f"{name}: no longer active; stopping its worker")
                         self._terminate(slot)
-                    elif time.monotonic() - slot.stopping_since > self.stop_timeout:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(slot.proc.pid, signal.SIGKILL)
                 else:
                     self._release(slot)
                     del self.slots[name]
@@ -626,6 +624,18 @@ class Supervisor:
 
     def _stopped_all(self) -> bool:
         return not any(self._alive(s) for s in self.slots.values())
+
+    def _sweep_stopping(self) -> None:
+        """Every worker asked to stop gets `stop_timeout`, whoever asked it (the catalog, placement, a
+        reload): then SIGKILL. Before, only a catalog removal had this deadline, so a wedged worker
+        told to restart by SIGHUP or to move by placement stayed `stopping` forever."""
+        now = time.monotonic()
+        for slot in self.slots.values():
+            if slot.status == "stopping" and self._alive(slot) and now - slot.stopping_since > self.stop_timeout:
+                self.log.error(f"{slot.name}: did not stop within {self.stop_timeout:g}s; SIGKILL")
+                slot.stopping_since = now - self.stop_timeout + 5  # again in 5 s if it survives
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.proc.pid, signal.SIGKILL)
 
     def _enforce_stop_deadline(self) -> None:
         if time.monotonic() >= self.stop_deadline:

@@ -152,3 +152,33 @@ async def test_sigkill_while_a_worker_is_still_starting_leaves_no_worker(sim, re
         assert time.monotonic() - t0 < 2.0
     finally:
         silent.close()
+
+
+async def test_a_wedged_worker_told_to_restart_by_a_reload_is_killed_after_stop_timeout(sim, redis_db, procs,
+                                                                                       tmp_path):
+    """SIGSTOP a worker, change its exchange's settings, SIGHUP: the frozen worker cannot act on its
+    SIGTERM, so after `stop_timeout` it is SIGKILLed and a new worker collects (it used to stay
+    `stopping` forever: only catalog removals and the supervisor's own stop had a deadline)."""
+    cfg = write_config(tmp_path / "c.toml", sim, catalog(sim, ("binance", "okx")), supervisor={"stop_timeout": 3.0})
+    sup = procs("up", "-c", str(cfg))
+    rows = await eventually(lambda: running(cfg, ("binance", "okx")), 40, 0.3, "2 running workers")
+    frozen = rows["binance"]["pid"]
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        cat = catalog(sim, ("binance", "okx"))
+        cat["binance"]["stale_after"] = 7.0
+        write_config(cfg, sim, cat, supervisor={"stop_timeout": 3.0})
+        hup_at = time.monotonic()
+        sup.send_signal(signal.SIGHUP)
+        await eventually(lambda: not alive(frozen), 15, 0.1, "the frozen worker killed")
+        gone_after = time.monotonic() - hup_at
+        assert 3.0 <= gone_after < 6.0, gone_after  # the deadline, then SIGKILL at the next tick
+
+        async def replaced():
+            r = (await running(cfg, ("binance",))) or {}
+            return r.get("binance", {}).get("pid") not in (None, frozen) and r
+        await eventually(replaced, 30, 0.3, "a new binance worker running")
+    finally:
+        if alive(frozen):
+            os.kill(frozen, signal.SIGCONT)
+    assert "binance: did not stop within 3s; SIGKILL" in sup.log.read_text()
