@@ -56,7 +56,7 @@ def up(cfg: Path | None = ConfigOpt,
 
 def _detach(settings: config.Settings, cfg: Path | None) -> None:
     """Start `up` in a new session; return once it holds the namespace lock (or say why it failed)."""
-    from fullon_ticker_service.supervisor import pid_path, running_pid
+    from fullon_ticker_service.supervisor.pidlock import pid_path, running_pid
 
     log = pid_path(settings).with_suffix(".log")
     args = [sys.executable, "-m", "fullon_ticker_service.cli", "up"] + (["--config", str(cfg)] if cfg else [])
@@ -81,7 +81,7 @@ def _detach(settings: config.Settings, cfg: Path | None) -> None:
 @app.command()
 def down(cfg: Path | None = ConfigOpt, timeout: float = typer.Option(20.0, help="seconds before giving up")) -> None:
     """Stop a running supervisor gracefully (SIGTERM, then wait)."""
-    from fullon_ticker_service.supervisor import pid_alive, running_pid
+    from fullon_ticker_service.supervisor.pidlock import pid_alive, running_pid
 
     settings = _settings(cfg)
     pid = running_pid(settings)

@@ -14,12 +14,16 @@ lease (SIGSTOP, GC, a partition) finds another value there when it wakes and wri
 or is below, our token: no one can hold a newer one). That keeps a worker writing through a Redis
 restart that lost every key, or a renewal delayed past the TTL, without a restart or a gap.
 
-Script calls here use EVAL (a few per second per host); the hot flush (writer.py) uses EVALSHA.
+Every script has one builder here returning a `Call` (its EVAL arguments and how to read the
+answer), so the supervisor's blocking client and a worker's asyncio client send the same thing:
+`run(r, call)` / `await arun(r, call)`. Script calls use EVAL (a few per second per host); the hot
+flush (worker/writer.py) uses EVALSHA.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -117,6 +121,23 @@ return 1
 """
 
 
+class Call(NamedTuple):
+    """One script call: `r.eval(*call.argv)`, then `call.parse(answer)`."""
+
+    argv: tuple[Any, ...]
+    parse: Callable[[Any], Any]
+
+
+def run(r: Any, call: Call) -> Any:
+    """Send a call with a blocking client (the supervisor, `tickerctl`)."""
+    return call.parse(r.eval(*call.argv))
+
+
+async def arun(r: Any, call: Call) -> Any:
+    """Send a call with an asyncio client (a worker)."""
+    return call.parse(await r.eval(*call.argv))
+
+
 def token(value: str) -> int:
     """The fencing token of a lease value `{token}:{host_id}:{pid}` (0 when unparsable)."""
     head = value.split(":", 1)[0]
@@ -130,56 +151,57 @@ def holder(value: str) -> tuple[int, str, int]:
     return (int(n) if n.isdigit() else 0), host, (int(pid) if pid.isdigit() else 0)
 
 
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-# --- the supervisor's calls (sync redis-py client) ---------------------------------------------
-def beat(r: Any, ns: str, host_id: str, record: dict[str, Any], ttl_ms: int,
-         force: bool = False) -> tuple[bool, dict[str, dict[str, Any]]]:
+# --- the calls ------------------------------------------------------------------------------------
+def beat(ns: str, host_id: str, record: dict[str, Any], ttl_ms: int, force: bool = False) -> Call:
     """Register/renew this host. -> (True, live hosts id -> record) or (False, {id: holder's record})."""
-    out = r.eval(BEAT, 2, keys.hosts(ns), keys.hosts_alive(ns), host_id, orjson.dumps(record),
-                 record["instance"], ttl_ms, "1" if force else "0")
-    if int(out[0]) == 0:
-        return False, {host_id: _record(out[1])}
-    return True, {_text(out[i]): _record(out[i + 1]) for i in range(1, len(out) - 1, 2)}
+    def parse(out: Any) -> tuple[bool, dict[str, dict[str, Any]]]:
+        if int(out[0]) == 0:
+            return False, {host_id: _record(out[1])}
+        return True, {_text(out[i]): _record(out[i + 1]) for i in range(1, len(out) - 1, 2)}
+
+    return Call((BEAT, 2, keys.hosts(ns), keys.hosts_alive(ns), host_id, orjson.dumps(record), record["instance"],
+                 ttl_ms, "1" if force else "0"), parse)
 
 
-def leave(r: Any, ns: str, host_id: str, instance: str) -> None:
-    r.eval(LEAVE, 2, keys.hosts(ns), keys.hosts_alive(ns), host_id, instance)
+def leave(ns: str, host_id: str, instance: str) -> Call:
+    """Take this host out of the live set, if the id is still ours. -> True when it was."""
+    return Call((LEAVE, 2, keys.hosts(ns), keys.hosts_alive(ns), host_id, instance), lambda out: bool(int(out)))
 
 
-# Acquire and release are called by the supervisor (sync client) and by a worker run alone (async
-# client): both send `r.eval(*acquire_call(...))` and read the answer with `acquired()`.
-def acquire_call(ns: str, exchange: str, host_id: str, pid: int, ttl_ms: int, replace: str = "") -> tuple[Any, ...]:
-    return ACQUIRE, 2, keys.lease(ns, exchange), keys.fence(ns, exchange), host_id, pid, ttl_ms, replace
-
-
-def acquired(answer: Any) -> tuple[bool, str]:
+def acquire(ns: str, exchange: str, host_id: str, pid: int, ttl_ms: int, replace: str = "") -> Call:
     """-> (True, our new lease value) or (False, the current holder's value)."""
-    ok, value = answer
-    return bool(int(ok)), _text(value)
+    def parse(out: Any) -> tuple[bool, str]:
+        ok, value = out
+        return bool(int(ok)), _text(value)
+
+    return Call((ACQUIRE, 2, keys.lease(ns, exchange), keys.fence(ns, exchange), host_id, pid, ttl_ms, replace), parse)
 
 
-def release_call(ns: str, exchange: str, value: str) -> tuple[Any, ...]:
-    return RELEASE, 1, keys.lease(ns, exchange), value
+def release(ns: str, exchange: str, value: str) -> Call:
+    """Compare-and-delete. -> True when the lease was ours and is gone."""
+    return Call((RELEASE, 1, keys.lease(ns, exchange), value), lambda out: bool(int(out)))
 
 
-def acquire(r: Any, ns: str, exchange: str, host_id: str, pid: int, ttl_ms: int,
-            replace: str = "") -> tuple[bool, str]:
-    return acquired(r.eval(*acquire_call(ns, exchange, host_id, pid, ttl_ms, replace)))
-
-
-def release(r: Any, ns: str, exchange: str, value: str) -> bool:
-    return bool(r.eval(*release_call(ns, exchange, value)))
+def report(ns: str, exchange: str, value: str, ttl_ms: int, health_json: bytes, health_px: int,
+           process_json: bytes, process_id: str, now_iso: str, final: bool) -> Call:
+    """The owner's renewal fused with its health and fullon process records. -> False when fenced."""
+    ks = (keys.lease(ns, exchange), keys.fence(ns, exchange), keys.health(ns, exchange),
+          keys.process_data(process_id), keys.process_active(), keys.PROCESS_COMPONENTS, keys.fenced(ns))
+    return Call((REPORT, len(ks), *ks, value, token(value), ttl_ms, health_json, health_px, process_json,
+                 keys.PROCESS_DATA_TTL, process_id, now_iso, exchange, "1" if final else "0"),
+                lambda out: bool(int(out)))
 
 
 def owners(r: Any, ns: str, exchanges: list[str]) -> dict[str, str]:
-    """exchange -> current lease value, for the exchanges that have one."""
+    """exchange -> current lease value, for the exchanges that have one (blocking client)."""
     if not exchanges:
         return {}
     values = r.mget([keys.lease(ns, e) for e in exchanges])
     return {e: _text(v) for e, v in zip(exchanges, values, strict=True) if v}
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def _record(raw: Any) -> dict[str, Any]:

@@ -9,8 +9,10 @@ import time
 import orjson
 
 from fullon_ticker_service import health, keys
-from fullon_ticker_service.supervisor import Slot, Supervisor
-from fullon_ticker_service.worker import Worker, WorkerSpec
+from fullon_ticker_service.launch import WorkerSpec
+from fullon_ticker_service.supervisor import Supervisor
+from fullon_ticker_service.supervisor.slot import Slot, Status
+from fullon_ticker_service.worker import Worker
 from tests.conftest import eventually
 from tests.ops.helpers import acheck_health, free_port, running, settings
 from tests.supervisor.helpers import NAMESPACE, write_config
@@ -95,7 +97,7 @@ async def test_crash_loop_is_warning_in_backoff_then_critical_when_parked(sim, r
 
 
 async def test_status_words_from_records_built_by_the_real_builders(redis_db, tmp_path):
-    """starting and stale records (Worker.health_record) are WARNING, a parked exchange CRITICAL."""
+    """starting and stale records (the worker's own report builder) are WARNING, a parked exchange CRITICAL."""
     from tests.supervisor.helpers import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB
 
     cfg = tmp_path / "c.toml"
@@ -105,15 +107,17 @@ async def test_status_words_from_records_built_by_the_real_builders(redis_db, tm
     sup = Supervisor(s)
     try:
         for name, st in (("starter", "starting"), ("silent", "running"), ("parked", "failed")):
-            sup.slots[name] = Slot(name, ("BTC/USDT",), status=st, last_error="boom" if st == "failed" else "")
+            sup.slots[name] = Slot(name, ("BTC/USDT",), status=Status(st),
+                                   last_error="boom" if st == "failed" else "")
         state = sup.state()
     finally:
-        sup.redis.close()
+        sup.cluster.close()
     await redis_db.set(keys.supervisor_state(NAMESPACE, state["host_id"]), orjson.dumps(state))
-    starter = Worker(WorkerSpec("starter", ("BTC/USDT",), s)).health_record()
+    starter_w = Worker(WorkerSpec("starter", ("BTC/USDT",), s))
+    starter = starter_w.reporter.record(starter_w.status)
     silent_w = Worker(WorkerSpec("silent", ("BTC/USDT",), s))
-    silent_w.status = health.RUNNING
-    silent = {**silent_w.health_record(), "updated_at": time.time() - 30.0}  # not refreshed for 6 intervals
+    silent_w.phase = health.RUNNING
+    silent = {**silent_w.reporter.record(silent_w.status), "updated_at": time.time() - 30.0}  # not refreshed for 6 intervals
     await redis_db.set(keys.health(NAMESPACE, "starter"), orjson.dumps(starter))
     await redis_db.set(keys.health(NAMESPACE, "silent"), orjson.dumps(silent))
 

@@ -11,7 +11,7 @@ import pytest
 
 from fullon_ticker_service import config
 from fullon_ticker_service.sim import SimExchange, Simulator
-from fullon_ticker_service.supervisor import lock_path, pid_path, running_pid
+from fullon_ticker_service.supervisor.pidlock import lock_path, pid_path, running_pid
 from tests.conftest import eventually
 from tests.supervisor.helpers import alive, env, ps_json, row, running, worker_pids, write_config
 

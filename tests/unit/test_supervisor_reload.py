@@ -20,7 +20,7 @@ def test_capacity_applies_live_the_rest_of_cluster_does_not(tmp_path: Path) -> N
         _write(cfg, 'host_id = "b"\ncapacity = 7\nlease_ttl = 9.0')
         sup._reload_config()
         assert sup.settings.cluster.capacity == 7  # in the next heartbeat's host record
-        assert sup._host_record()["capacity"] == 7
+        assert sup.cluster._record()["capacity"] == 7
         assert (sup.settings.cluster.host_id, sup.settings.cluster.lease_ttl) == ("a", 5.0)  # needs a restart
     finally:
-        sup.redis.close()
+        sup.cluster.close()

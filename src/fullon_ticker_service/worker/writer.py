@@ -11,7 +11,7 @@ refusal raises `LeaseLost` and nothing is written), then writes the fullon keys 
 SET ticker_time, PUBLISH ticker_updates) only when the stored `ticker_time` is not newer: nothing
 older ever overwrites something newer, also across worker restarts, a handover between hosts,
 or values held back during a Redis outage. A worker started as a standby has no lease yet: it
-keeps the latest tick per symbol and flushes them all the moment `set_lease()` gives it one.
+keeps the latest tick per symbol and flushes them all the moment its `Lease` is granted.
 
 Redis down: pending stays in memory (one entry per symbol, so bounded), the flusher retries
 with short jittered backoff and the newest values go out on the first successful round trip.
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
 
 import orjson
 from loguru import logger
@@ -34,8 +33,9 @@ from redis.exceptions import NoScriptError, RedisError
 
 from fullon_ticker_service import keys
 from fullon_ticker_service.backoff import delay
-from fullon_ticker_service.lease import HELD, token
+from fullon_ticker_service.lease import HELD
 from fullon_ticker_service.tick import Tick
+from fullon_ticker_service.worker.ownership import Lease, LeaseLost
 
 BATCH = 500  # symbols per script call: bounds how long one call blocks Redis (~1 ms)
 
@@ -75,29 +75,19 @@ return 1
 """
 
 
-class LeaseLost(Exception):
-    """Redis refused a flush: another worker holds the exchange's lease now."""
-
-
 class TickWriter:
     """Latest-per-symbol buffer plus the task that flushes it."""
 
-    def __init__(self, redis: Redis, exchange: str, namespace: str, lease: str = "", lease_ttl_ms: int = 5000,
-                 min_interval: float = 0.0, on_redis_state: Callable[[bool, str], None] | None = None) -> None:
+    def __init__(self, redis: Redis, exchange: str, namespace: str, lease: Lease, min_interval: float = 0.0) -> None:
         self.redis = redis
         self.exchange = exchange
         self.namespace = namespace
-        self.lease = lease  # '' = standby: hold ticks, write nothing
-        self.lease_ttl_ms = lease_ttl_ms
-        self._leased = asyncio.Event()
-        if lease:
-            self._leased.set()
+        self.lease = lease  # not granted yet = standby: hold ticks, write nothing
         self.min_interval = min_interval
         self.pending: dict[str, Tick] = {}
         self.latest: dict[str, Tick] = {}  # last accepted tick per symbol, for replay after outages
         self._replay = False
         self._wake = asyncio.Event()
-        self._on_state = on_redis_state or (lambda up, err: None)
         self.redis_up = True
         # counters for the health record
         self.flushes = 0
@@ -117,12 +107,6 @@ class TickWriter:
             self.pending.pop(s, None)
             self.latest.pop(s, None)
 
-    def set_lease(self, value: str) -> None:
-        """The supervisor acquired the lease for us: flush everything held, then write as usual."""
-        self.lease = value
-        self._leased.set()
-        self._wake.set()
-
     def replay_all(self) -> None:
         """Re-send every symbol's latest tick on the next flush (Redis may have lost them)."""
         self._replay = True
@@ -137,7 +121,7 @@ class TickWriter:
                 # a cancellation that landed inside redis-py can be swallowed there (the command
                 # then returns normally); honour it here or the task could never be stopped
                 raise asyncio.CancelledError
-            await self._leased.wait()
+            await self.lease.granted()
             await self._wake.wait()
             self._wake.clear()
             if self._replay:
@@ -185,11 +169,11 @@ class TickWriter:
         SCRIPT EXISTS round trip before every pipeline that holds them.) A Redis that lost the
         script (restarted) answers NOSCRIPT: load it and send the batch again, which is harmless
         because the script never writes older over newer."""
-        if not self.lease:
+        if not self.lease.value:
             raise LeaseLost("no lease yet")
         ex, ns = self.exchange, self.namespace
         head_keys = (keys.lease(ns, ex), keys.fence(ns, ex), keys.fenced(ns), keys.tickers(ex))
-        head_args = (self.lease, token(self.lease), self.lease_ttl_ms, ex, keys.flush_audit(ns))
+        head_args = (self.lease.value, self.lease.token, self.lease.ttl_ms, ex, keys.flush_audit(ns))
         items = list(batch.items())
         calls = []
         for start in range(0, len(items), BATCH):
@@ -214,19 +198,19 @@ class TickWriter:
         counts = [int(r) for r in results]
         if any(c < 0 for c in counts):
             self.fenced += 1
-            raise LeaseLost(f"the lease is no longer {self.lease!r}")
+            raise LeaseLost(f"the lease is no longer {self.lease.value!r}")
         return sum(counts)
 
     async def remove(self, symbols: set[str]) -> None:
         """Delete symbols no longer collected, so no one reads a price that stopped updating."""
         self.discard(symbols)
-        if not symbols or not self.lease:
+        if not symbols or not self.lease.held:
             return
         ex, ns, names = self.exchange, self.namespace, sorted(symbols)
         ks = [keys.lease(ns, ex), keys.fence(ns, ex), keys.tickers(ex), *(keys.ticker_time(ex, s) for s in names)]
-        if int(await self.redis.eval(REMOVE, len(ks), *ks, self.lease, token(self.lease), self.lease_ttl_ms,
+        if int(await self.redis.eval(REMOVE, len(ks), *ks, self.lease.value, self.lease.token, self.lease.ttl_ms,
                                      *names)) < 0:
-            raise LeaseLost(f"the lease is no longer {self.lease!r}")
+            raise LeaseLost(f"the lease is no longer {self.lease.value!r}")
 
     def _set_state(self, up: bool, error: str) -> None:
         if up != self.redis_up:
@@ -235,4 +219,9 @@ class TickWriter:
                 logger.info(f"redis reachable again; flushing {len(self.pending)} pending symbols")
             else:
                 logger.error(f"redis unreachable, holding the latest tick per symbol in memory: {error}")
-        self._on_state(up, error)
+
+    def snapshot(self) -> dict[str, object]:
+        """The writer's part of the health record."""
+        return {"redis": "up" if self.redis_up else "down", "pending": len(self.pending), "flushes": self.flushes,
+                "written": self.written, "older_in_redis": self.older_in_redis, "redis_round_trips": self.round_trips,
+                "last_flush_ms": round(self.last_flush_ms, 3), "fenced_flushes": self.fenced}
