@@ -1,7 +1,12 @@
 """Settings: defaults < TOML file < `.env` < environment, validated strictly.
 
 Every unknown key or bad value raises `ConfigError` with one line naming the key, so a typo
-fails at start instead of being silently ignored.
+fails at start instead of being silently ignored. Two exceptions, for fullon's shared `.env`:
+LOG_LEVEL and LOG_FORMAT take fullon_log's values in any case, and an unknown one is one warning
+line and the default, never an error (fullon_master_api builds `TickerDaemon()` in its own
+constructor, so an exception there would stop the whole API over a logging preference).
+DATABASE_URL may be SQLAlchemy's `postgresql+asyncpg://` form (fullon's scripts set it); the
+`+driver` is dropped because libpq (psycopg) only knows `postgresql://`/`postgres://`.
 """
 
 from __future__ import annotations
@@ -9,12 +14,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode
+
+from loguru import logger
+
+from fullon_ticker_service import logs
 
 DEFAULT_CONFIG = Path("config/tickerctl.toml")
 
@@ -40,11 +50,40 @@ class RedisSettings:
         return f"redis://{auth}{self.host}:{self.port}/{self.db}"
 
 
+_SQLALCHEMY_PG = re.compile(r"^(?P<scheme>postgres(?:ql)?)\+[A-Za-z0-9_]+://", re.IGNORECASE)
+
+
+def libpq_url(url: str) -> str:
+    """`postgresql+asyncpg://...` (SQLAlchemy's form, which fullon's scripts set) -> `postgresql://...`.
+
+    libpq rejects the `+driver` scheme, and asyncpg's `ssl=` query parameter (libpq: `sslmode=`),
+    so both are translated; any other URL is returned unchanged (postgres:// is libpq's too)."""
+    m = _SQLALCHEMY_PG.match(url)
+    if not m:
+        return url
+    url = f"{m['scheme'].lower()}://{url[m.end():]}"
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(k == "sslmode" for k, _ in pairs):  # libpq's own parameter wins; asyncpg's would be refused
+        pairs = [(k, v) for k, v in pairs if k != "ssl"]
+    else:
+        ssl_values = {"true": "require", "false": "disable"}
+        pairs = [("sslmode", ssl_values.get(v.lower(), v)) if k == "ssl" else (k, v) for k, v in pairs]
+    return f"{base}?{urlencode(pairs)}"
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = ""  # empty: no database, the config file's [exchanges] table is the catalog
     admin_mail: str = "admin@fullon"
-    poll_interval: float = 10.0  # catalog poll when LISTEN/NOTIFY triggers are absent
+    poll_interval: float = 10.0  # catalog poll when the optional LISTEN/NOTIFY triggers are absent
+
+    def __post_init__(self) -> None:
+        # here rather than in load(): every reader of `url` (supervisor, TickerDaemon) hands it to libpq
+        if isinstance(self.url, str):
+            object.__setattr__(self, "url", libpq_url(self.url))
 
     @property
     def enabled(self) -> bool:
@@ -54,10 +93,27 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class ServiceSettings:
     namespace: str = "ticker_service"  # prefix of our own keys; fullon keys are never prefixed
-    log_level: str = "INFO"
-    log_format: str = "trading"  # "trading" (human) or "json"
+    log_level: str = "INFO"  # any case, WARN/FATAL too; stored upper-case; unknown: one warning, INFO
+    log_format: str = "trading"  # fullon_log's names (logs.FORMATS); unknown: one warning, "trading"
     health_interval: float = 5.0  # seconds between health records; TTL is 3x this
     only_exchanges: tuple[str, ...] = ()  # TICKER_DAEMON_EXCHANGES: collect only these
+
+    def __post_init__(self) -> None:
+        """Normalise LOG_LEVEL/LOG_FORMAT and never fail on them (see the module docstring).
+
+        Runs once where the settings are built: worker processes receive the normalised values
+        (pickled, not re-constructed), so a bad value is reported once, not once per process."""
+        unknown = []
+        for key, normalize, default in (("log_level", logs.normalize_level, logs.DEFAULT_LEVEL),
+                                        ("log_format", logs.normalize_format, logs.DEFAULT_FORMAT)):
+            raw = getattr(self, key)
+            value = normalize(raw)
+            if value is None:
+                value = default
+                unknown.append(f"service.{key}: unknown value {str(raw)[:40]!r}, using {default!r}")
+            object.__setattr__(self, key, value)
+        if unknown:
+            logger.warning("; ".join(unknown))
 
 
 @dataclass(frozen=True)
@@ -223,11 +279,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
         key, sep, value = line.partition("=")
         if not sep or not key.strip().replace("_", "").isalnum():
             raise ConfigError(f"{path}:{n}: expected KEY=VALUE, got {line[:40]!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = value
+        out[key.strip()] = _dotenv_value(value.strip())
     return out
+
+
+def _dotenv_value(value: str) -> str:
+    """A value with its quotes and any trailing ` # comment` removed, as python-dotenv reads it:
+    fullon's example `.env` files annotate lines (`LOG_FORMAT=beautiful  # beautiful, minimal, ...`)."""
+    if value[:1] in ("'", '"'):
+        end = value.find(value[0], 1)
+        rest = value[end + 1:].strip() if end > 0 else None
+        if rest == "" or (rest is not None and rest.startswith("#")):
+            return value[1:end]
+        if len(value) >= 2 and value[0] == value[-1]:
+            return value[1:-1]
+        return value
+    return re.split(r"\s#", value, maxsplit=1)[0].rstrip()
 
 
 # Environment variable -> (section, key). fullon's names first, then ours (TICKER_*).
@@ -327,10 +394,7 @@ def load(
 
 
 def _check(s: Settings) -> None:
-    if s.service.log_format not in ("trading", "json"):
-        raise ConfigError(f"service.log_format: expected 'trading' or 'json', got {s.service.log_format!r}")
-    if s.service.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError(f"service.log_level: unknown level {s.service.log_level!r}")
+    # service.log_level / log_format are never an error: ServiceSettings normalises them
     if not s.service.namespace or any(c in s.service.namespace for c in " {}*?"):
         raise ConfigError(f"service.namespace: must be non-empty without spaces or glob characters, "
                           f"got {s.service.namespace!r}")
@@ -357,7 +421,8 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"cluster.lease_renew: must be between 0 (= lease_ttl/3) and lease_ttl/2 "
                           f"({c.lease_ttl / 2:g} s)")
     if s.database.url and not s.database.url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("database.url: expected a postgresql:// URL")
+        # the URL itself is not repeated: it may carry a password
+        raise ConfigError("database.url: expected a postgresql://, postgres:// or postgresql+DRIVER:// URL")
     for name, ex in {"defaults": s.defaults, **{f"exchanges.{k}": v for k, v in s.exchanges.items()}}.items():
         if ex.method not in ("", "watch_tickers", "watch_ticker"):
             raise ConfigError(f"{name}.method: expected 'watch_tickers' or 'watch_ticker', got {ex.method!r}")

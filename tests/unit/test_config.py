@@ -164,8 +164,23 @@ ENV_CASES = [
      lambda s: s.database.url, "postgresql://x@y/z"),
     ("DB_parts-enable-database", {"DB_HOST": "pg"}, lambda s: s.database.enabled, True),
     ("ADMIN_MAIL", {"ADMIN_MAIL": "root@x"}, lambda s: s.database.admin_mail, "root@x"),
-    ("LOG_LEVEL", {"LOG_LEVEL": "debug"}, lambda s: s.service.log_level, "debug"),
+    ("LOG_LEVEL", {"LOG_LEVEL": "debug"}, lambda s: s.service.log_level, "DEBUG"),
+    ("LOG_LEVEL-fullon-info", {"LOG_LEVEL": "info"}, lambda s: s.service.log_level, "INFO"),
+    ("LOG_LEVEL-WARN", {"LOG_LEVEL": "Warn"}, lambda s: s.service.log_level, "WARNING"),
+    ("LOG_LEVEL-number", {"LOG_LEVEL": "40"}, lambda s: s.service.log_level, "ERROR"),
     ("LOG_FORMAT", {"LOG_FORMAT": "json"}, lambda s: s.service.log_format, "json"),
+    ("LOG_FORMAT-beautiful", {"LOG_FORMAT": "beautiful"}, lambda s: s.service.log_format, "beautiful"),
+    ("LOG_FORMAT-case", {"LOG_FORMAT": " Detailed "}, lambda s: s.service.log_format, "detailed"),
+    ("DATABASE_URL-asyncpg", {"DATABASE_URL": "postgresql+asyncpg://u:pw@db:5433/fullon"},
+     lambda s: s.database.url, "postgresql://u:pw@db:5433/fullon"),
+    ("DATABASE_URL-postgres-driver", {"DATABASE_URL": "postgres+psycopg2://u@db/fullon"},
+     lambda s: s.database.url, "postgres://u@db/fullon"),
+    ("DATABASE_URL-asyncpg-ssl", {"DATABASE_URL": "postgresql+asyncpg://u@db/f?ssl=require&application_name=x"},
+     lambda s: s.database.url, "postgresql://u@db/f?sslmode=require&application_name=x"),
+    ("DATABASE_URL-asyncpg-sslmode-wins", {"DATABASE_URL": "postgresql+asyncpg://u@db/f?sslmode=disable&ssl=true"},
+     lambda s: s.database.url, "postgresql://u@db/f?sslmode=disable"),
+    ("DATABASE_URL-plain-query-untouched", {"DATABASE_URL": "postgresql://u@db/f?ssl=1"},
+     lambda s: s.database.url, "postgresql://u@db/f?ssl=1"),
     ("TICKER_NAMESPACE", {"TICKER_NAMESPACE": "ts_b"}, lambda s: s.service.namespace, "ts_b"),
     ("TICKER_HEALTH_INTERVAL", {"TICKER_HEALTH_INTERVAL": "0.5"}, lambda s: s.service.health_interval, 0.5),
     ("TICKER_DAEMON_EXCHANGES", {"TICKER_DAEMON_EXCHANGES": "binance, okx,,kraken "},
@@ -254,6 +269,20 @@ def test_dotenv_unknown_ticker_variable_is_rejected(tmp_path: Path) -> None:
         _load(environ={}, dotenv=tmp_path / ".env")
 
 
+def test_dotenv_inline_comments_as_in_fullons_examples(tmp_path: Path) -> None:
+    """fullon's example .env files annotate values (`LOG_FORMAT=beautiful   # beautiful, minimal, ...`):
+    the comment is not part of the value, quoted or not; a `#` inside a value is kept."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("LOG_LEVEL=INFO                    # DEBUG, INFO, WARNING, ERROR, CRITICAL\n"
+                        "LOG_FORMAT=beautiful              # beautiful, minimal, development, detailed, trading, json\n"
+                        'REDIS_PASSWORD="a #b"  # quoted: kept\n'
+                        "DATABASE_URL=postgresql+asyncpg://u:p#w@db/fullon # demo\n")
+    s = _load(environ={}, dotenv=env_file)
+    assert (s.service.log_level, s.service.log_format) == ("INFO", "beautiful")
+    assert s.redis.password == "a #b"
+    assert s.database.url == "postgresql://u:p#w@db/fullon"
+
+
 def test_dotenv_malformed_line_names_file_and_line(tmp_path: Path) -> None:
     """A .env line that is not KEY=VALUE is rejected with the file and line number."""
     env_file = tmp_path / ".env"
@@ -291,8 +320,7 @@ REJECT_TOML = [
     ("exchange-not-table", "[exchanges]\nbinance = 5\n", "exchanges.binance: expected a table"),
     ("exchange-name-case", "[exchanges.Binance]\n", "exchanges.Binance: exchange names"),
     ("exchange-name-chars", "[exchanges.\"bin-ance\"]\n", "exchanges.bin-ance: exchange names"),
-    ("bad-log-format", "[service]\nlog_format = 'xml'\n", "service.log_format"),
-    ("bad-log-level", "[service]\nlog_level = 'LOUD'\n", "service.log_level"),
+    ("log-format-not-string", "[service]\nlog_format = 5\n", "service.log_format: expected a string"),
     ("empty-namespace", "[service]\nnamespace = ''\n", "service.namespace"),
     ("namespace-space", "[service]\nnamespace = 'a b'\n", "service.namespace"),
     ("namespace-glob", "[service]\nnamespace = 'ts*'\n", "service.namespace"),
@@ -337,14 +365,13 @@ REJECT_ENV = [
     ("TICKER_RECONNECT_DELAY-negative", {"TICKER_RECONNECT_DELAY": "-2"}, "defaults.reconnect_delay"),
     ("TICKER_RECONNECT_DELAY-nan", {"TICKER_RECONNECT_DELAY": "nan"}, "defaults.reconnect_delay"),
     ("TICKER_HEALTH_INTERVAL-zero", {"TICKER_HEALTH_INTERVAL": "0"}, "service.health_interval"),
-    ("LOG_FORMAT-bad", {"LOG_FORMAT": "yaml"}, "service.log_format"),
-    ("LOG_LEVEL-bad", {"LOG_LEVEL": "chatty"}, "service.log_level"),
     ("TICKER_NAMESPACE-glob", {"TICKER_NAMESPACE": "a?b"}, "service.namespace"),
     ("REDIS_URL-scheme", {"REDIS_URL": "tcp://h:6379"}, "redis.url"),
     ("REDIS_SENTINELS", {"REDIS_SENTINELS": "h:26379,h2"}, "redis.sentinels"),
     ("TICKER_CAPACITY-not-int", {"TICKER_CAPACITY": "two"}, "cluster.capacity"),
     ("TICKER_HOST_ID-colon", {"TICKER_HOST_ID": "x:y"}, "cluster.host_id"),
     ("DATABASE_URL-scheme", {"DATABASE_URL": "sqlite:///x.db"}, "database.url"),
+    ("DATABASE_URL-other-driver", {"DATABASE_URL": "mysql+pymysql://u:pw@h/d"}, "database.url"),
     ("DB_PORT-not-int", {"DB_HOST": "h", "DB_PORT": "54x"}, "DB_PORT: expected an integer"),
 ]
 
@@ -418,3 +445,81 @@ def test_cluster_and_sentinel_settings_from_environment() -> None:
     from fullon_ticker_service.redis_client import sentinel_addresses
 
     assert sentinel_addresses(s.redis) == [("10.0.0.1", 26379), ("::1", 26380)]
+
+
+# --- fullon's shared environment: LOG_FORMAT / LOG_LEVEL never stop us ---------------------------
+
+@pytest.fixture
+def warnings_logged():
+    """Lines loguru receives at WARNING and above while the test runs (whatever sinks exist)."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m).rstrip("\n")), level="WARNING", format="{message}")
+    yield lines
+    logger.remove(sink)
+
+
+@pytest.mark.parametrize("name", ["beautiful", "minimal", "development", "detailed", "trading", "json",
+                                  "BEAUTIFUL", "Json"])
+def test_every_fullon_log_format_is_accepted_silently(name: str, warnings_logged: list[str]) -> None:
+    """Each of fullon_log's LOG_FORMAT names loads (lower-cased) without a warning."""
+    assert _load(environ={"LOG_FORMAT": name}).service.log_format == name.lower()
+    assert warnings_logged == []
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"LOG_FORMAT": "xml"}, ("INFO", "trading")),
+    ({"LOG_LEVEL": "chatty"}, ("INFO", "trading")),
+    ({"LOG_FORMAT": "yaml", "LOG_LEVEL": "LOUD"}, ("INFO", "trading")),
+    ({"LOG_FORMAT": "fancy", "LOG_LEVEL": "debug"}, ("DEBUG", "trading")),
+], ids=["format", "level", "both", "format-with-good-level"])
+def test_unknown_log_values_warn_once_and_use_the_default(environ: dict[str, str], expected: tuple[str, str],
+                                                          warnings_logged: list[str]) -> None:
+    """An unknown LOG_FORMAT / LOG_LEVEL is one warning line naming it and the default, never an error."""
+    s = _load(environ=environ)
+    assert (s.service.log_level, s.service.log_format) == expected
+    assert len(warnings_logged) == 1, warnings_logged
+    for value in environ.values():
+        if value not in ("debug",):
+            assert repr(value) in warnings_logged[0]
+    # settings re-built from these (dataclasses.replace, as a reload does) do not warn again
+    import dataclasses
+
+    dataclasses.replace(s.service, namespace="other")
+    assert len(warnings_logged) == 1
+
+
+def test_unknown_log_format_in_toml_warns_too(tmp_path: Path, warnings_logged: list[str]) -> None:
+    """The same tolerance for the TOML file's service.log_format (it is the same setting)."""
+    assert _load(_toml(tmp_path, "[service]\nlog_format = 'xml'\n")).service.log_format == "trading"
+    assert len(warnings_logged) == 1 and "service.log_format" in warnings_logged[0]
+
+
+def test_ticker_daemon_constructs_with_fullons_shared_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          warnings_logged: list[str]) -> None:
+    """fullon_master_api builds `TickerDaemon()` in ServiceManager.__init__ catching only ImportError:
+    with a fullon .env (any fullon_log format, unknown ones too, SQLAlchemy DATABASE_URL) it constructs."""
+    import os
+
+    from fullon_ticker_service import TickerDaemon
+
+    for key in list(os.environ):
+        if key.startswith(("TICKER_", "REDIS_", "DB_", "DATABASE_", "LOG_")):
+            monkeypatch.delenv(key)
+    (tmp_path / ".env").write_text("LOG_LEVEL=info\nLOG_FORMAT=beautiful\nLOG_CONSOLE=true\nLOG_COLORS=true\n"
+                                   "DATABASE_URL=postgresql+asyncpg://fullon:secret@localhost:5432/fullon\n")
+    d = TickerDaemon()
+    assert (d.settings.service.log_format, d.settings.service.log_level) == ("beautiful", "INFO")
+    assert d.settings.database.url == "postgresql://fullon:secret@localhost:5432/fullon"
+    assert d.status == "stopped" and not d.is_running() and warnings_logged == []
+    monkeypatch.setenv("LOG_FORMAT", "something-new")
+    d = TickerDaemon()
+    assert d.settings.service.log_format == "trading" and len(warnings_logged) == 1
+
+
+def test_database_settings_built_directly_are_normalised() -> None:
+    """DatabaseSettings(url=...) built by an embedding program gets the same libpq URL."""
+    assert config.DatabaseSettings(url="postgresql+asyncpg://a@b/c").url == "postgresql://a@b/c"
+    assert config.libpq_url("postgresql+asyncpg://a@b/c?ssl=false") == "postgresql://a@b/c?sslmode=disable"
+    assert config.libpq_url("redis://x") == "redis://x"

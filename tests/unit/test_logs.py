@@ -35,6 +35,8 @@ MASK_CASES = [
     ("query-string", "?user=me&password=hunter2&x=1", "?user=me&password=***&x=1"),
     ("token-and-secret", "token=abc secret = def", "token=*** secret = ***"),
     ("passwd-pwd", "passwd=a; pwd=b", "passwd=***; pwd=***"),
+    ("sqlalchemy-asyncpg", "postgresql+asyncpg://fullon:pw@db:5432/fullon",
+     "postgresql+asyncpg://fullon:***@db:5432/fullon"),
 ]
 
 
@@ -139,3 +141,70 @@ def test_trading_sink_masks_exception(capsys: pytest.CaptureFixture[str], restor
     err = capsys.readouterr().err
     assert "redis failed" in err
     assert SECRET not in err
+
+
+# --- fullon_log's LOG_FORMAT names and LOG_LEVEL spellings ------------------------------------------
+
+def _one_line(capsys: pytest.CaptureFixture[str], fmt: str, level: str = "INFO") -> str:
+    logs.setup(level=level, fmt=fmt)
+    logger.bind(exchange="kraken").info(f"redis at redis://:{SECRET}@h:6379/0")
+    logger.debug("below INFO")
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("fmt", ["trading", "beautiful", "Beautiful"])
+def test_human_formats(fmt: str, capsys: pytest.CaptureFixture[str], restore_logger: None) -> None:
+    """trading and beautiful (fullon_log's default) are our human line: time, level, exchange, message."""
+    line = _one_line(capsys, fmt)
+    date, clock, level, where, *message = line.split()
+    datetime.fromisoformat(f"{date}T{clock}")
+    assert (level, where, " ".join(message)) == ("INFO", "kraken", "redis at redis://:***@h:6379/0")
+
+
+@pytest.mark.parametrize("fmt", ["detailed", "development"])
+def test_detailed_formats(fmt: str, capsys: pytest.CaptureFixture[str], restore_logger: None) -> None:
+    """detailed and development add the process id and the source module:function:line."""
+    import os
+
+    line = _one_line(capsys, fmt)
+    assert " INFO " in line and " kraken " in line and line.endswith("redis at redis://:***@h:6379/0")
+    assert f" {os.getpid()} tests.unit.test_logs:_one_line:" in line
+
+
+def test_minimal_format(capsys: pytest.CaptureFixture[str], restore_logger: None) -> None:
+    """minimal: level, exchange and message only (journald/docker add their own timestamps)."""
+    assert _one_line(capsys, "minimal") == "INFO kraken redis at redis://:***@h:6379/0"
+
+
+def test_json_format_any_case(capsys: pytest.CaptureFixture[str], restore_logger: None) -> None:
+    assert json.loads(_one_line(capsys, "JSON"))["exchange"] == "kraken"
+
+
+def test_unknown_format_and_level_fall_back_without_raising(capsys: pytest.CaptureFixture[str],
+                                                            restore_logger: None) -> None:
+    """setup() never raises on its inputs: an unknown format is the human line, an unknown level INFO."""
+    line = _one_line(capsys, "xml", level="chatty")
+    assert line.split()[2:4] == ["INFO", "kraken"]
+
+
+@pytest.mark.parametrize(("raw", "level"), [
+    ("info", "INFO"), ("INFO", "INFO"), (" debug ", "DEBUG"), ("Warning", "WARNING"), ("warn", "WARNING"),
+    ("error", "ERROR"), ("critical", "CRITICAL"), ("fatal", "CRITICAL"), ("trace", "TRACE"),
+    ("success", "SUCCESS"), ("10", "DEBUG"), ("20", "INFO"), ("chatty", None), ("", None), (None, None),
+])
+def test_normalize_level(raw: object, level: str | None) -> None:
+    """fullon's LOG_LEVEL values in any case, Python's WARN/FATAL and numbers; None when unknown."""
+    assert logs.normalize_level(raw) == level
+
+
+@pytest.mark.parametrize(("raw", "fmt"), [
+    ("beautiful", "beautiful"), ("MINIMAL", "minimal"), ("development", "development"), ("detailed", "detailed"),
+    ("trading", "trading"), (" json", "json"), ("pretty", None), ("", None), (3, None),
+])
+def test_normalize_format(raw: object, fmt: str | None) -> None:
+    assert logs.normalize_format(raw) == fmt
+    assert set(logs.FORMATS) == {"beautiful", "minimal", "development", "detailed", "trading", "json"}
