@@ -9,7 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import orjson
 import typer
@@ -185,23 +188,64 @@ def worker(exchange: str, symbols: list[str] = typer.Argument(None), cfg: Path |
 @db_app.command("init")
 def db_init(cfg: Path | None = ConfigOpt,
             seed: Path | None = typer.Option(
-                None, help="TOML catalog to seed (\\[exchanges.X] symbols=\\[...])")) -> None:
-    """Create the fullon catalog tables if missing, install change triggers, seed."""
+                None, "--seed", help="TOML catalog to seed (\\[exchanges.X] symbols=\\[...])"),
+            notify: bool = typer.Option(
+                False, "--notify", help="also install NOTIFY triggers, so changes apply at once rather than at "
+                                        "the next poll (`tickerctl db notify off` removes them)")) -> None:
+    """Create fullon's catalog tables where missing (existing tables are never altered); seed them.
+
+    One line per action. Exit 3: configuration (or seed file) error; 2: database error."""
     from fullon_ticker_service import catalog
 
     settings = _settings(cfg)
+    try:  # the seed file is read before anything is written
+        seeded = catalog.read_seed(seed) if seed is not None else None
+    except config.ConfigError as exc:
+        typer.echo(f"tickerctl: configuration error: {logs.mask_secrets(str(exc))}", err=True)
+        raise typer.Exit(3) from None
+    _db_run(settings, lambda conn: catalog.db_init(conn, seeded, settings.database.admin_mail, notify=notify))
+
+
+class NotifyAction(StrEnum):
+    on = "on"
+    off = "off"
+    status = "status"
+
+
+@db_app.command("notify")
+def db_notify(action: NotifyAction = typer.Argument(..., metavar="on|off|status",
+                                                    help="on: install the triggers; off: remove them; "
+                                                         "status: show where they are"),
+              cfg: Path | None = ConfigOpt) -> None:
+    """The optional NOTIFY triggers on fullon's catalog tables (without them the supervisor polls)."""
+    from fullon_ticker_service import catalog
+
+    settings = _settings(cfg)
+    run = {NotifyAction.on: catalog.notify_on, NotifyAction.off: catalog.notify_off,
+           NotifyAction.status: catalog.notify_status}[action]
+    _db_run(settings, run)
+
+
+def _db_run(settings: config.Settings, action: Callable[[Any], Iterable[str]]) -> None:
+    """Run a `db` action, echoing its lines as they come; errors are one masked line and an exit
+    code (3 configuration, 2 database), never a traceback."""
+    from fullon_ticker_service import catalog
+
     if not settings.database.enabled:
-        typer.echo("tickerctl: no database configured (set DATABASE_URL or DB_HOST...)", err=True)
+        typer.echo("tickerctl: configuration error: no database configured (set DATABASE_URL or DB_HOST...)",
+                   err=True)
         raise typer.Exit(3)
     try:
         with catalog.connect(settings) as conn:
-            for line in catalog.db_init(conn, seed, settings.database.admin_mail):
+            for line in action(conn):
                 typer.echo(line)
     except config.ConfigError as exc:
-        typer.echo(f"tickerctl: {exc}", err=True)
+        typer.echo(f"tickerctl: configuration error: {logs.mask_secrets(str(exc))}", err=True)
         raise typer.Exit(3) from None
     except Exception as exc:
-        typer.echo(f"tickerctl: database error: {logs.mask_secrets(str(exc)).splitlines()[0]}", err=True)
+        lines = [line.strip() for line in logs.mask_secrets(str(exc)).splitlines() if line.strip()]
+        where = logs.mask_secrets(settings.database.url)
+        typer.echo(f"tickerctl: database error ({where}): {lines[0] if lines else type(exc).__name__}", err=True)
         raise typer.Exit(2) from None
 
 

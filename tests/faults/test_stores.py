@@ -136,7 +136,7 @@ async def test_postgres_stopped_during_run_keeps_catalog_then_applies_changes(si
         with psycopg.connect(url, autocommit=True) as c:
             cat_b = c.execute("SELECT cat_ex_id FROM cat_exchanges WHERE name='binance'").fetchone()[0]
             cat_o = c.execute("SELECT cat_ex_id FROM cat_exchanges WHERE name='okx'").fetchone()[0]
-            c.execute("INSERT INTO symbols (symbol, cat_ex_id, base) VALUES (%s, %s, 'X')", (b[5], cat_b))
+            c.execute("INSERT INTO symbols (symbol, cat_ex_id, base, quote) VALUES (%s, %s, 'X', 'Y')", (b[5], cat_b))
             c.execute("DELETE FROM symbols WHERE symbol=%s AND cat_ex_id=%s", (o[0], cat_o))
         t_back = time.monotonic()
 

@@ -36,7 +36,9 @@ async def sim():
 
 
 def db_init(cfg, seed=None):
-    args = [sys.executable, "-m", "fullon_ticker_service.cli", "db", "init", "-c", str(cfg)]
+    """`db init --notify`: these tests measure changes applied at once, which needs the triggers
+    (without them the supervisor's poll applies them; tests/catalog covers db init itself)."""
+    args = [sys.executable, "-m", "fullon_ticker_service.cli", "db", "init", "--notify", "-c", str(cfg)]
     if seed:
         args += ["--seed", str(seed)]
     return subprocess.run(args, env=env(), capture_output=True, text=True, timeout=60)
@@ -99,7 +101,8 @@ async def test_catalog_changes_apply_while_running(sim, redis_db, database, proc
     with psycopg.connect(database, autocommit=True) as c:
         cat_id = c.execute("SELECT cat_ex_id FROM cat_exchanges WHERE name='binance'").fetchone()[0]
         t0 = time.monotonic()
-        c.execute("INSERT INTO symbols (symbol, cat_ex_id, base) VALUES (%s, %s, %s)", (b_syms[4], cat_id, "X"))
+        c.execute("INSERT INTO symbols (symbol, cat_ex_id, base, quote) VALUES (%s, %s, %s, %s)",
+                  (b_syms[4], cat_id, "X", "Y"))
     await eventually(lambda: redis_db.hexists("tickers:binance", b_syms[4]), 5, 0.05, "new symbol collected")
     added_after = time.monotonic() - t0
     assert added_after < 2.0, f"took {added_after:.2f}s"

@@ -103,7 +103,8 @@ async def test_sql_looking_and_unicode_catalog_rows(sim, redis_db, database, pro
     with psycopg.connect(database, autocommit=True) as c:
         cat_id = c.execute("SELECT cat_ex_id FROM cat_exchanges WHERE name='binance'").fetchone()[0]
         for s in bad:
-            c.execute("INSERT INTO symbols (symbol, cat_ex_id, base) VALUES (%s, %s, %s)", (s, cat_id, "X"))
+            c.execute("INSERT INTO symbols (symbol, cat_ex_id, base, quote) VALUES (%s, %s, %s, %s)",
+                      (s, cat_id, "X", "Y"))
         c.execute("INSERT INTO cat_exchanges (name) VALUES (%s)", ("币安",))
     sup = procs("up", "-c", str(cfg))
     await eventually(lambda: running(cfg, ("binance",)), 40, 0.3, "binance running")
