@@ -253,16 +253,17 @@ def _db_run(settings: config.Settings, action: Callable[[Any], Iterable[str]]) -
 def sim(ctx: typer.Context,
         host: str = typer.Option("127.0.0.1", help="bind address (loopback)"),
         port: int = typer.Option(8765),
-        exchanges: str = typer.Option("binance,okx,bybit,kraken,hyperliquid,coinbase", help="comma list"),
+        exchanges: str = typer.Option("", help="comma list (default: every simulated venue)"),
         symbols: int = typer.Option(20, help="symbols per exchange"),
         rate: float = typer.Option(50.0, help="ticks/s per exchange")) -> None:
     """Run the exchange simulator in the foreground."""
     if ctx.invoked_subcommand is not None:
         return
-    from fullon_ticker_service.sim.server import SimExchange, serve
+    from fullon_ticker_service.sim.server import VENUES, SimExchange, serve
 
     logs.setup("INFO", "trading", component="sim")
-    specs = [SimExchange(e.strip(), symbols, rate) for e in exchanges.split(",") if e.strip()]
+    names = [e.strip() for e in exchanges.split(",") if e.strip()] or list(VENUES)
+    specs = [SimExchange(e, symbols, rate) for e in names]
     try:
         asyncio.run(serve(specs, host, port))
     except KeyboardInterrupt:
@@ -273,14 +274,18 @@ def sim(ctx: typer.Context,
 
 
 @sim_app.command("fault")
-def sim_fault(action: str = typer.Argument(..., help="close|stall|resume|malformed|refuse|rate|nan|negative|..."),
+def sim_fault(action: str = typer.Argument(..., help="close|stall|resume|malformed|refuse|rate|skew|mute|nan|negative|"
+                                                     "zero|crossed|older"),
               exchange: str = typer.Option(..., "--exchange", "-e"),
-              count: int = typer.Option(1), seconds: float | None = typer.Option(None),
-              rate: float | None = typer.Option(None), url: str = typer.Option("http://127.0.0.1:8765")) -> None:
+              count: int = typer.Option(1), seconds: float | None = typer.Option(
+                  None, help="stall/refuse/mute: how long (default until resume); skew: the clock offset (0 restores)"),
+              rate: float | None = typer.Option(None), symbol: str | None = typer.Option(None, help="mute: which symbol"),
+              url: str = typer.Option("http://127.0.0.1:8765")) -> None:
     """Inject a fault into a running simulator."""
     import urllib.request
 
-    body = orjson.dumps({"exchange": exchange, "action": action, "count": count, "seconds": seconds, "rate": rate})
+    body = orjson.dumps({"exchange": exchange, "action": action, "count": count, "seconds": seconds, "rate": rate,
+                         "symbol": symbol})
     req = urllib.request.Request(f"{url}/_sim/control", body, {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=5) as r:

@@ -13,7 +13,8 @@ from fullon_ticker_service.sim.server import VENUES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "demo.toml"
-SIX = {"binance", "okx", "bybit", "kraken", "hyperliquid", "coinbase"}
+VENUE_IDS = {"binance", "okx", "bybit", "kraken", "hyperliquid", "coinbase",
+             "binanceusdm", "binancecoinm", "gate", "krakenfutures", "kucoin"}
 
 
 def test_committed_demo_toml_matches_generator() -> None:
@@ -21,11 +22,11 @@ def test_committed_demo_toml_matches_generator() -> None:
     assert DEMO.read_text() == demo_toml()
 
 
-def test_demo_config_loads_with_all_six_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
-    """config.load accepts config/demo.toml and it catalogs the six simulated exchanges."""
+def test_demo_config_loads_with_every_simulated_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.load accepts config/demo.toml and it catalogs every simulated exchange."""
     monkeypatch.chdir(ROOT)
     s = config.load("config/demo.toml", environ={}, dotenv=None)
-    assert set(s.exchanges) == SIX == set(VENUES)
+    assert set(s.exchanges) == VENUE_IDS == set(VENUES)
     assert s.service.namespace == "ticker_demo" and s.service.health_interval == 2.0
     for name, ex in s.exchanges.items():
         assert len(ex.symbols) == 20 and all(config.valid_symbol(sym) for sym in ex.symbols), name
@@ -44,7 +45,7 @@ def test_demo_ccxt_urls_point_at_the_simulator() -> None:
         return [node] if isinstance(node, str) and "://" in node else []
 
     found = urls({name: ex["ccxt"] for name, ex in doc["exchanges"].items()})
-    assert len(found) >= 6
+    assert len(found) >= len(VENUE_IDS)
     assert all(u.split("://", 1)[1].startswith("127.0.0.1:8765/") for u in found), found
 
 
@@ -53,7 +54,21 @@ def test_demo_toml_other_host_port_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "demo.toml"
     path.write_text(demo_toml(host="10.1.2.3", port=9000, symbols=3))
     s = config.load(path, environ={}, dotenv=None)
-    assert set(s.exchanges) == SIX
+    assert set(s.exchanges) == VENUE_IDS
     assert s.exchanges["kraken"].markets == "http://10.1.2.3:9000/kraken/markets"
     assert all(len(ex.symbols) == 3 for ex in s.exchanges.values())
     assert "127.0.0.1" not in path.read_text()
+
+
+def test_mixed_venues_hold_several_market_types() -> None:
+    """bybit (spot/linear/inverse), gate (spot/USDT/BTC-settled) and krakenfutures (perpetuals and
+    futures, linear and inverse) list symbols of several kinds in the demo."""
+    doc = tomllib.loads(DEMO.read_text())
+    kinds = {name: {("spot" if ":" not in s else "future" if "-" in s.split(":")[1] else "swap",
+                     s.split(":")[1].split("-")[0] if ":" in s else None)
+                    for s in ex["symbols"]} for name, ex in doc["exchanges"].items()}
+    assert kinds["bybit"] == {("spot", None), ("swap", "USDT"), ("swap", "BTC"), ("swap", "ETH"), ("swap", "SOL"),
+                              ("swap", "XRP")}
+    assert {k for k, _ in kinds["gate"]} == {"spot", "swap"} and ("swap", "BTC") in kinds["gate"]
+    assert {k for k, _ in kinds["krakenfutures"]} == {"swap", "future"}
+    assert {("swap", "USD"), ("swap", "BTC"), ("future", "BTC"), ("future", "USD")} <= kinds["krakenfutures"]

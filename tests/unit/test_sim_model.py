@@ -139,3 +139,68 @@ def test_spoiled_quote_is_rejected_by_validate(kind: str, reason: str | None) ->
               "baseVolume": q.volume, "change": q.change, "percentage": q.percentage}
     t = tick.normalise("binance", ticker, received=q.ts_ms / 1000)
     assert tick.validate(t, now=q.ts_ms / 1000, max_skew=10.0) == reason
+
+
+# --- realistic levels ------------------------------------------------------------------------
+
+def test_known_bases_start_near_their_real_level() -> None:
+    """BTC in the tens of thousands, ETH a few thousand, SOL in the hundreds, XRP/ADA/DOGE below a
+    few dollars; stablecoin quotes are 1:1 and a crypto quote divides (ETH/BTC)."""
+    from fullon_ticker_service.sim.model import start_price
+
+    walk = Walk(["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USD", "DOGE/USDC:USDC", "ETH/BTC",
+                 "BTC/USD:BTC-281229"], seed=1)
+    last = {s: q.last for s, q in walk.quotes.items()}
+    assert 10_000 < last["BTC/USDT"] < 100_000 and 10_000 < last["BTC/USD:BTC-281229"] < 100_000
+    assert 1_000 < last["ETH/USDT"] < 10_000
+    assert 50 < last["SOL/USDT"] < 1_000
+    assert all(0.01 < last[s] < 5 for s in ("XRP/USDT", "ADA/USD", "DOGE/USDC:USDC"))
+    assert 0.01 < last["ETH/BTC"] < 0.2
+    assert start_price("BTC", "USDT") == start_price("BTC", "USD")  # every venue starts BTC at one level
+    for s, q in walk.quotes.items():  # a seed moves the start by a few bps only
+        assert q.last == pytest.approx(start_price(*s.split(":")[0].split("/")), rel=0.01)
+
+
+def test_synthetic_bases_spread_log_uniformly_mostly_below_one() -> None:
+    """Synthetic bases get a fixed price from their name: 1e-4 .. ~30, most of them below 1."""
+    from fullon_ticker_service.sim.model import ref_price
+
+    prices = [ref_price(f"S{i:04d}") for i in range(12, 412)]
+    assert prices == [ref_price(f"S{i:04d}") for i in range(12, 412)]  # deterministic
+    assert all(1e-4 <= p <= 32 for p in prices)
+    assert 0.6 < sum(p < 1 for p in prices) / len(prices) < 0.9
+    decades = {math.floor(math.log10(p)) for p in prices}
+    assert decades == {-4, -3, -2, -1, 0, 1}  # spread over every decade
+
+
+@pytest.mark.parametrize("symbol", ["BTC/USDT", "ETH/USDT", "XRP/USDT", "S0013/USDT", "S0015/USDT"])
+def test_walk_moves_a_little_on_a_tick_grid_with_a_spread_of_a_few_bps(symbol: str) -> None:
+    """Per step last moves by about a basis point (never 1 %); prices stay on the symbol's tick
+    grid (six significant digits, >= 1e-8); the spread is a few bps (at least one tick)."""
+    from fullon_ticker_service.sim.model import tick_size
+
+    walk = Walk([symbol], seed=7)
+    tick = walk.ticks[symbol]
+    assert tick == tick_size(walk.quotes[symbol].last) >= 1e-8
+    prev = walk.quotes[symbol]
+    moves, spreads = [], []
+    for i in range(3000):
+        q = walk.step(symbol, T0 + i)
+        for price in (q.last, q.bid, q.ask):
+            assert abs(price / tick - round(price / tick)) < 1e-6, (price, tick)
+        moves.append(abs(math.log(q.last / prev.last)))
+        spreads.append((q.ask - q.bid) / q.last)
+        assert q.ask - q.bid >= tick * 0.999
+        prev = q
+    assert max(moves) < 0.003 and 1e-5 < sum(moves) / len(moves) < 5e-4
+    median_spread = sorted(spreads)[len(spreads) // 2]
+    assert 1e-4 <= median_spread <= 8e-4, median_spread  # 1..8 bps
+    assert abs(math.log(q.last / walk.quotes[symbol].open)) < 0.1  # a session drifts by percents, not more
+
+
+def test_tick_size() -> None:
+    """Six significant digits, never below 1e-8."""
+    from fullon_ticker_service.sim.model import tick_size
+
+    assert [tick_size(p) for p in (67_250.0, 3_480.0, 152.4, 0.585, 0.0002738, 1e-5)] == \
+        [0.1, 0.01, 0.001, 1e-6, 1e-8, 1e-8]

@@ -3,10 +3,18 @@
     ws://HOST:PORT/<ccxt id>/...        the exchange's websocket (any sub-path, e.g. /ws/3)
     GET  /<ccxt id>/markets             the markets snapshot (JSON list of ccxt market dicts)
     GET  /_sim/state                    rates, counters, last good quote per symbol
-    POST /_sim/control                  {"exchange", "action", "count"?, "seconds"?, "rate"?}
+    POST /_sim/control                  {"exchange", "action", "count"?, "seconds"?, "rate"?, "symbol"?}
 
 Each exchange has a feed task that sends `rate` ticks/s round-robin over its symbols, so every
 symbol is updated evenly and `last_good` is exactly the last valid value each one was sent.
+
+Faults (`await sim.fault(venue, action, ...)` or the same fields as JSON to `/_sim/control`):
+    close | stall [seconds] | refuse [seconds] | resume | malformed [count] | rate rate [count]
+    nan | negative | crossed | zero | older [count]     the next `count` quotes carry that defect
+    skew seconds          exchange timestamps run `seconds` ahead (< 0: behind); 0 restores
+    mute symbol [seconds] nothing for that symbol (not even a subscribe snapshot) for `seconds`,
+                          None = until `resume`; the other symbols keep flowing
+`resume` ends stall, refuse, mutes and queued bad values; it leaves the skew as it is.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import asyncio
 import importlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -25,8 +33,9 @@ from loguru import logger
 from fullon_ticker_service.sim.model import BAD_KINDS, Quote, Walk, spoil
 from fullon_ticker_service.sim.venues.base import Conn, Venue
 
-VENUES = ("binance", "okx", "bybit", "kraken", "hyperliquid", "coinbase")
-ACTIONS = ("close", "stall", "resume", "malformed", "refuse", "rate", *BAD_KINDS)
+VENUES = ("binance", "okx", "bybit", "kraken", "hyperliquid", "coinbase",
+          "binanceusdm", "binancecoinm", "gate", "krakenfutures", "kucoin")
+ACTIONS = ("close", "stall", "resume", "malformed", "refuse", "rate", "skew", "mute", *BAD_KINDS)
 MALFORMED_FRAMES = ('{"e":"24hrTicker","s":', "not json at all", "\x00\xff", '{"arg":', "[1,2,")
 
 
@@ -64,6 +73,8 @@ class ExchangeState:
         self.stalled_until = 0.0  # monotonic; math.inf = until resumed
         self.refuse_until = 0.0
         self.spoil_queue: list[str] = []
+        self.skew_ms = 0  # added to every exchange timestamp: > 0 = the exchange's clock runs ahead
+        self.muted: dict[str, float] = {}  # symbol -> monotonic time its mute ends (math.inf: until resume)
         self.connections_refused = 0
         self.connections_accepted = 0
         self._rr = 0
@@ -71,6 +82,26 @@ class ExchangeState:
     @property
     def stalled(self) -> bool:
         return time.monotonic() < self.stalled_until
+
+    def is_muted(self, symbol: str) -> bool:
+        until = self.muted.get(symbol)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self.muted[symbol]
+        return False
+
+    def silent(self, symbol: str) -> bool:
+        """Nothing at all goes out for `symbol` now (stalled exchange, or the symbol is muted)."""
+        return self.stalled or self.is_muted(symbol)
+
+    def now_ms(self) -> int:
+        """The exchange's clock (ms since epoch), `skew` included: for stamps venues put in frames."""
+        return int(time.time() * 1000) + self.skew_ms
+
+    def _stamp(self, q: Quote) -> Quote:
+        return replace(q, ts_ms=q.ts_ms + self.skew_ms) if self.skew_ms else q
 
     def add_sub(self, conn: Conn, channel: str, symbol: str) -> None:
         conn.subs.add((channel, symbol))
@@ -89,14 +120,21 @@ class ExchangeState:
         """The quote a new subscriber gets: the last good one, or a fresh step."""
         q = self.last_good.get(symbol)
         if q is None:
-            q = self.walk.step(symbol, int(time.time() * 1000))
+            q = self._stamp(self.walk.step(symbol, int(time.time() * 1000)))
             self.last_good[symbol] = q
         return q
 
-    def next_quote(self) -> tuple[Quote, bool]:
-        symbol = self.symbols[self._rr % len(self.symbols)]
-        self._rr += 1
-        q = self.walk.step(symbol, int(time.time() * 1000))
+    def next_quote(self) -> tuple[Quote, bool] | None:
+        """The next tick, round-robin over the symbols that are not muted (None: all are muted)."""
+        for _ in range(len(self.symbols)):
+            symbol = self.symbols[self._rr % len(self.symbols)]
+            self._rr += 1
+            if not self.is_muted(symbol):
+                break
+        else:
+            return None
+        # the walk keeps real time (it never steps back); the skew is applied to what is sent
+        q = self._stamp(self.walk.step(symbol, int(time.time() * 1000)))
         if self.spoil_queue:
             return spoil(q, self.spoil_queue.pop(0)), False
         return q, True
@@ -110,6 +148,7 @@ class ExchangeState:
             "connections_accepted": self.connections_accepted,
             "connections_refused": self.connections_refused,
             "subscriptions": sum(len(c.subs) for c in self.conns),
+            "skew": self.skew_ms / 1000, "muted": sorted(s for s in list(self.muted) if self.is_muted(s)),
         }
 
 
@@ -201,8 +240,13 @@ class Simulator:
         return len(conns)
 
     async def fault(self, venue: str, action: str, count: int = 1, seconds: float | None = None,
-                    rate: float | None = None) -> None:
-        """Inject a fault (see ACTIONS). `seconds` bounds stall/refuse (None: until `resume`)."""
+                    rate: float | None = None, symbol: str | None = None) -> None:
+        """Inject a fault (see ACTIONS). `seconds` bounds stall/refuse/mute (None: until `resume`).
+
+        skew: shift the exchange's timestamps by `seconds` (> 0: its clock is ahead, < 0: behind,
+        0: back to true time); `resume` leaves it. mute: send nothing for `symbol` (unified
+        symbol) for `seconds`, not even a subscribe snapshot; the other symbols keep their share.
+        """
         ex = self.exchanges[venue]
         now = time.monotonic()
         until = math.inf if seconds is None else now + seconds
@@ -215,6 +259,15 @@ class Simulator:
         elif action == "resume":
             ex.stalled_until = ex.refuse_until = 0.0
             ex.spoil_queue.clear()
+            ex.muted.clear()
+        elif action == "skew":
+            if seconds is None or not math.isfinite(seconds):
+                raise ValueError("action 'skew' needs seconds (0 restores the true time)")
+            ex.skew_ms = round(seconds * 1000)
+        elif action == "mute":
+            if symbol not in ex.subs:
+                raise ValueError(f"action 'mute' needs the symbol of one of {venue}'s markets, not {symbol!r}")
+            ex.muted[symbol] = until
         elif action == "malformed":
             for i in range(count):
                 frame = MALFORMED_FRAMES[i % len(MALFORMED_FRAMES)]
@@ -228,7 +281,8 @@ class Simulator:
             self.set_rate(venue, rate, count if count > 1 else None)
         else:
             raise ValueError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
-        logger.bind(component="sim").info(f"{venue}: fault {action} count={count} seconds={seconds}")
+        logger.bind(component="sim").info(f"{venue}: fault {action} count={count} seconds={seconds}"
+                                          + (f" symbol={symbol}" if symbol is not None else ""))
 
     # feed -------------------------------------------------------------------------------------
     async def _feed(self, ex: ExchangeState) -> None:
@@ -245,9 +299,12 @@ class Simulator:
             n = int(due)
             if ex.budget is not None:
                 n = min(n, ex.budget)
-            due -= n
-            for _ in range(n):
-                q, good = ex.next_quote()
+            done = 0
+            while done < n:
+                tick = ex.next_quote()
+                if tick is None:  # every symbol is muted: nothing to send (a burst waits for them)
+                    break
+                q, good = tick
                 # record before delivering: a client subscribing while this frame is being sent
                 # gets it as its snapshot (`current()`), otherwise it would never see it
                 if good:
@@ -256,8 +313,10 @@ class Simulator:
                     ex.bad_sent += 1
                 await self._deliver(ex, q)
                 ex.sent += 1
+                done += 1
+            due -= n  # what muting left unsent is dropped, as if those ticks had gone out
             if ex.budget is not None:
-                ex.budget -= n
+                ex.budget -= done
                 if ex.budget <= 0:  # what the cap left due is dropped: a burst is exactly `count` ticks
                     ex.rate, ex.budget, due = 0.0, None, 0.0
 
@@ -298,7 +357,10 @@ class Simulator:
                 raise TypeError("control body must be a JSON object")
             # numbers from JSON are untrusted: a string rate would kill the feed task after a 200
             seconds, rate = (None if body.get(k) is None else float(body[k]) for k in ("seconds", "rate"))
-            await self.fault(body["exchange"], body["action"], int(body.get("count", 1)), seconds, rate)
+            symbol = body.get("symbol")
+            if symbol is not None and not isinstance(symbol, str):
+                raise TypeError("symbol must be a string")
+            await self.fault(body["exchange"], body["action"], int(body.get("count", 1)), seconds, rate, symbol)
         except (KeyError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response({"ok": True})
@@ -316,7 +378,7 @@ class Simulator:
             raise web.HTTPServiceUnavailable(text="simulated outage: connections refused")
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
         await ws.prepare(request)
-        conn = Conn(ws, tail, ex, request.transport)
+        conn = Conn(ws, tail, ex, request.transport, request.query, request.headers)
         ex.conns.add(conn)
         ex.connections_accepted += 1
         try:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from fullon_ticker_service.sim.model import Quote
+from fullon_ticker_service.sim.model import Quote, start_price, tick_size
 
 if TYPE_CHECKING:
     from fullon_ticker_service.sim.server import ExchangeState
@@ -37,31 +39,60 @@ def bases(n: int) -> list[str]:
 def market(
     id: str, base: str, quote: str, *, kind: str = "spot", settle: str | None = None,
     base_id: str | None = None, quote_id: str | None = None, contract_size: float | None = None,
-    **extra: Any,
+    expiry: str | None = None, **extra: Any,
 ) -> dict[str, Any]:
-    """A minimal ccxt market dict (what `exchange.set_markets()` needs) for spot or linear swap."""
+    """A minimal ccxt market dict (what `exchange.set_markets()` needs).
+
+    kind: "spot", "swap" (perpetual) or "future" (dated: `expiry` as YYMMDD). Contracts settle in
+    `settle` (default: the quote): linear when that is the quote, inverse (coin-margined) when it
+    is the base, e.g. `BTC/USD:BTC`. Symbols are ccxt's: `BTC/USDT`, `BTC/USDT:USDT`,
+    `BTC/USD:BTC-281229`. `precision.price` is the simulator's tick for the market's price level.
+    """
     spot = kind == "spot"
-    symbol = f"{base}/{quote}" if spot else f"{base}/{quote}:{settle or quote}"
+    if kind == "future" and not expiry:
+        raise ValueError(f"{id}: a future needs an expiry (YYMMDD)")
     settle = None if spot else (settle or quote)
+    symbol = f"{base}/{quote}" if spot else f"{base}/{quote}:{settle}"
+    expiry_ms = expiry_iso = None
+    if kind == "future":
+        symbol += f"-{expiry}"
+        when = datetime.strptime(expiry, "%y%m%d").replace(hour=8, tzinfo=UTC)  # 08:00 UTC settlement
+        expiry_ms = int(when.timestamp() * 1000)
+        expiry_iso = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return {
         "id": id, "symbol": symbol, "base": base, "quote": quote, "settle": settle,
         "baseId": base_id or base, "quoteId": quote_id or quote, "settleId": settle,
         "type": kind, "spot": spot, "margin": False, "swap": kind == "swap", "future": kind == "future",
         "option": False, "contract": not spot, "linear": None if spot else (settle == quote),
         "inverse": None if spot else (settle != quote), "contractSize": None if spot else (contract_size or 1),
-        "expiry": None, "strike": None, "optionType": None, "active": True,
-        "precision": {"amount": 1e-8, "price": 1e-8}, "limits": {}, "info": {}, **extra,
+        "expiry": expiry_ms, "expiryDatetime": expiry_iso, "strike": None, "optionType": None, "active": True,
+        "precision": {"amount": 1e-8, "price": tick_size(start_price(base, quote))}, "limits": {}, "info": {},
+        **extra,
     }
+
+
+def interleave(primary: list[Any], extra: list[Any], every: int = 1) -> list[Any]:
+    """`primary` with the items of `extra` spread in, one after every `every` primary items."""
+    out: list[Any] = []
+    rest = list(extra)
+    for i, item in enumerate(primary, 1):
+        out.append(item)
+        if i % every == 0 and rest:
+            out.append(rest.pop(0))
+    return out + rest
 
 
 class Conn:
     """One accepted websocket: its subscriptions and venue-private state."""
 
     def __init__(self, ws: web.WebSocketResponse, path: str, exchange: ExchangeState,
-                 transport: asyncio.BaseTransport | None = None) -> None:
+                 transport: asyncio.BaseTransport | None = None, query: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.ws = ws
         self.transport = transport  # to cut a client off without a handshake
         self.path = path  # request path after the venue prefix, e.g. "/ws/3" or "/v5/public/spot"
+        self.query: Mapping[str, str] = query or {}  # the handshake's query string (kucoin: token)
+        self.headers: Mapping[str, str] = headers or {}  # the handshake's headers (gate: size format)
         self.exchange = exchange
         self.subs: set[tuple[str, str]] = set()  # (channel, unified symbol)
         self.state: dict[str, Any] = {}  # venue-private (e.g. bybit: snapshot sent per topic)
@@ -98,7 +129,7 @@ class Conn:
     async def subscribe(self, channel: str, symbol: str, snapshot: bool = True) -> None:
         """Register (channel, symbol); send the current quote at once, as exchanges do."""
         self.exchange.add_sub(self, channel, symbol)
-        if snapshot and not self.exchange.stalled:
+        if snapshot and not self.exchange.silent(symbol):
             await self.send(self.exchange.venue.encode(self, channel, self.exchange.current(symbol)))
 
     def unsubscribe(self, channel: str, symbol: str) -> None:
@@ -153,3 +184,8 @@ def fmt(x: float) -> str:
         return "NaN" if x != x else ("Infinity" if x > 0 else "-Infinity")
     s = f"{x:.8f}".rstrip("0")
     return s + "0" if s.endswith(".") else s
+
+
+def fmt_int(x: float) -> str:
+    """A whole count (contracts) as exchanges print it; NaN/infinities as `fmt` prints them."""
+    return str(round(x)) if math.isfinite(x) else fmt(x)

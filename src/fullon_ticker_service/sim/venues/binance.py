@@ -53,15 +53,26 @@ class Binance(Venue):
                 conn.unsubscribe(channel, m["symbol"])
 
     def encode(self, conn: Conn, channel: str, q: Quote) -> str:
-        mid = self.by_symbol[q.symbol]["id"]
+        m = self.by_symbol[q.symbol]
         if channel == "bookTicker":
-            return (f'{{"u":{q.seq},"s":"{mid}","b":"{fmt(q.bid)}","B":"1.5","a":"{fmt(q.ask)}",'
-                    f'"A":"2.25"}}')
+            return self.book_ticker(m, q)
         if channel == "miniTicker":
-            return (f'{{"e":"24hrMiniTicker","E":{q.ts_ms},"s":"{mid}","c":"{fmt(q.last)}",'
-                    f'"o":"{fmt(q.open)}","h":"{fmt(q.high)}","l":"{fmt(q.low)}","v":"{fmt(q.volume)}",'
-                    f'"q":"{fmt(q.quote_volume)}"}}')
-        return (f'{{"e":"24hrTicker","E":{q.ts_ms},"s":"{mid}","p":"{fmt(q.change)}",'
+            return self.mini_ticker(m, q)
+        return self.ticker(m, q)
+
+    # frames (spot; the futures venues override them) ------------------------------------------
+    def book_ticker(self, m: dict[str, Any], q: Quote) -> str:
+        """Spot bookTicker: no event type and no time at all (ccxt's timestamp is None)."""
+        return (f'{{"u":{q.seq},"s":"{m["id"]}","b":"{fmt(q.bid)}","B":"1.5","a":"{fmt(q.ask)}",'
+                f'"A":"2.25"}}')
+
+    def mini_ticker(self, m: dict[str, Any], q: Quote) -> str:
+        return (f'{{"e":"24hrMiniTicker","E":{q.ts_ms},"s":"{m["id"]}","c":"{fmt(q.last)}",'
+                f'"o":"{fmt(q.open)}","h":"{fmt(q.high)}","l":"{fmt(q.low)}","v":"{fmt(q.volume)}",'
+                f'"q":"{fmt(q.quote_volume)}"}}')
+
+    def ticker(self, m: dict[str, Any], q: Quote) -> str:
+        return (f'{{"e":"24hrTicker","E":{q.ts_ms},"s":"{m["id"]}","p":"{fmt(q.change)}",'
                 f'"P":"{q.percentage:.3f}","w":"{fmt(q.last)}","x":"{fmt(q.open)}","c":"{fmt(q.last)}",'
                 f'"Q":"0.1","b":"{fmt(q.bid)}","B":"1.5","a":"{fmt(q.ask)}","A":"2.25",'
                 f'"o":"{fmt(q.open)}","h":"{fmt(q.high)}","l":"{fmt(q.low)}","v":"{fmt(q.volume)}",'

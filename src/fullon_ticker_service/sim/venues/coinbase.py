@@ -78,8 +78,9 @@ class Coinbase(Venue):
         return self._frame(conn, channel, "update", [self._ticker(q)],
                            self._ts(q.ts_ms, (q.seq * 7919) % 1_000_000))
 
-    def _now(self) -> str:
-        ns = time.time_ns()
+    def _now(self, conn: Conn) -> str:
+        """The exchange's wall clock (the simulator's `skew` included)."""
+        ns = time.time_ns() + conn.exchange.skew_ms * 1_000_000
         return self._ts(ns // 1_000_000, ns % 1_000_000)
 
     async def _subscriptions(self, conn: Conn) -> None:
@@ -88,7 +89,7 @@ class Coinbase(Venue):
             subs.setdefault(channel, []).append(self.by_symbol[symbol]["id"])
         if conn.state.get("hb"):
             subs[HEARTBEATS] = [HEARTBEATS]
-        await conn.send(orjson.dumps({"channel": "subscriptions", "client_id": "", "timestamp": self._now(),
+        await conn.send(orjson.dumps({"channel": "subscriptions", "client_id": "", "timestamp": self._now(conn),
                                       "sequence_num": self._seq(conn),
                                       "events": [{"subscriptions": subs}]}).decode())
 
@@ -124,9 +125,9 @@ class Coinbase(Venue):
         for s in new:
             await conn.subscribe(channel, s, snapshot=False)
         await self._subscriptions(conn)
-        if conn.exchange.stalled:
-            return
         for s in new:  # one snapshot frame per product, so its envelope timestamp is that quote's
+            if conn.exchange.silent(s):
+                continue
             q = conn.exchange.current(s)
             await conn.send(self._frame(conn, channel, "snapshot", [self._ticker(q)], self._ts(q.ts_ms)))
 
@@ -142,11 +143,11 @@ class Coinbase(Venue):
         while not conn.closed:
             if not conn.exchange.stalled:
                 counter += 1
-                ns = time.time_ns()
+                ns = time.time_ns() + conn.exchange.skew_ms * 1_000_000
                 current = (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns // 1_000_000_000))
                            + f".{ns % 1_000_000_000:09d} +0000 UTC")
                 await conn.send(
-                    f'{{"channel":"heartbeats","client_id":"","timestamp":"{self._now()}",'
+                    f'{{"channel":"heartbeats","client_id":"","timestamp":"{self._now(conn)}",'
                     f'"sequence_num":{self._seq(conn)},"events":[{{"current_time":"{current}",'
                     f'"heartbeat_counter":"{counter}"}}]}}')
             await asyncio.sleep(1.0)

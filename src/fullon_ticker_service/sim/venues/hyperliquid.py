@@ -117,8 +117,9 @@ class Hyperliquid(Venue):
         else:
             for s in symbols:
                 await conn.subscribe(kind, s, snapshot=False)
-            if symbols and not conn.exchange.stalled:  # one snapshot frame with every mid
-                mids = {self.coin[s]: fmt(conn.exchange.current(s).last) for s in symbols}
+            live = [s for s in symbols if not conn.exchange.silent(s)]  # muted coins: left out
+            if live:  # one snapshot frame with every mid
+                mids = {self.coin[s]: fmt(conn.exchange.current(s).last) for s in live}
                 await conn.send(orjson.dumps({"channel": ALL_MIDS, "data": {"mids": mids}}).decode())
 
     def encode(self, conn: Conn, channel: str, q: Quote) -> str:

@@ -41,8 +41,10 @@ def _num(x: float) -> str:
     return s + "0" if s[-1] == "." else s
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _now(conn: Conn) -> str:
+    """The exchange's wall clock (the simulator's `skew` included) as Kraken prints it."""
+    skew = conn.exchange.skew_ms / 1000
+    return datetime.fromtimestamp(time.time() + skew, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Kraken(Venue):
@@ -75,7 +77,7 @@ class Kraken(Venue):
                         f'"api_version":"v2","connection_id":{14_000_000_000_000_000_000 + self._conn_ids}}}]}}')
 
     async def on_text(self, conn: Conn, text: str) -> None:
-        time_in = _now()
+        time_in = _now(conn)
         try:
             req = orjson.loads(text)
             method = req["method"]
@@ -123,7 +125,7 @@ class Kraken(Venue):
                                      "result": {**result, "snapshot": bool(snapshot), "symbol": symbol},
                                      "success": True}, time_in)
             await conn.subscribe(key, symbol, snapshot=False)
-            if snapshot and not conn.exchange.stalled:
+            if snapshot and not conn.exchange.silent(symbol):
                 await conn.send(self._frame(conn, "snapshot", conn.exchange.current(symbol)))
             if "hb" not in conn.state:
                 conn.state["hb"] = asyncio.create_task(self._beat(conn), name="sim-kraken-heartbeat")
@@ -131,7 +133,7 @@ class Kraken(Venue):
     async def _reply(self, conn: Conn, body: dict[str, Any], time_in: str) -> None:
         if body.get("req_id", 0) is None:
             del body["req_id"]  # Kraken echoes req_id only when the client sent one
-        body["time_in"], body["time_out"] = time_in, _now()
+        body["time_in"], body["time_out"] = time_in, _now(conn)
         await conn.send(orjson.dumps(body).decode())
 
     async def _beat(self, conn: Conn) -> None:
