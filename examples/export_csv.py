@@ -5,7 +5,7 @@
     python examples/export_csv.py --exchange binance -o binance.csv
 
 Columns: exchange, symbol, price, bid, ask, last, volume, change, percentage, time (ISO 8601
-UTC), epoch (seconds), age_s, time_source. Prices are written exactly as cached (no rounding);
+UTC), epoch (seconds), age_s. Prices are written exactly as cached (no rounding);
 empty cells are values the exchange does not send. A file is written to a temporary name and
 renamed, so a reader never sees half a snapshot. Redis settings are read like the service reads
 them: -c config.toml, .env, REDIS_HOST / REDIS_PORT / REDIS_DB / REDIS_PASSWORD / REDIS_URL.
@@ -30,13 +30,13 @@ from redis.exceptions import RedisError
 from fullon_ticker_service import Ticker, TickerReader, config
 
 COLUMNS = ("exchange", "symbol", "price", "bid", "ask", "last", "volume", "change", "percentage",
-           "time", "epoch", "age_s", "time_source")
+           "time", "epoch", "age_s")
 
 
 def row(t: Ticker, now: float) -> list[object]:
     iso = datetime.fromtimestamp(t.time, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return [t.exchange, t.symbol, t.price, t.bid, t.ask, t.last, t.volume, t.change, t.percentage,
-            iso, t.time, round(now - t.time, 3), t.time_source]
+            iso, t.time, round(now - t.time, 3)]
 
 
 async def snapshot(reader: TickerReader, exchanges: list[str]) -> list[Ticker]:

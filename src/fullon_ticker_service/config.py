@@ -154,9 +154,10 @@ class ExchangeSettings:
     ccxt: dict[str, Any] = field(default_factory=dict)  # ccxt constructor overrides (urls, options)
     ccxt_id: str = ""  # ccxt class when it differs from the catalog name
     markets: str = ""  # markets snapshot: a JSON file path or a loopback http URL; empty = REST
-    method: str = ""  # "watch_tickers" / "watch_ticker"; empty = per-venue choice (venues.py)
-    channel: str = ""  # exchange channel name when the venue has several (binance: ticker)
-    chunk: int = 0  # symbols per subscription; 0 = per-venue default
+    streams: tuple[str, ...] = ()  # "ticker" and/or "bidask"; empty = the venue's default (channels.py)
+    method: str = ""  # the ticker stream's "watch_tickers" / "watch_ticker"; empty = per-venue choice
+    channel: str = ""  # the ticker stream's channel when the venue has several (binance: ticker)
+    chunk: int = 0  # symbols per ticker subscription; 0 = per-venue default
     stale_after: float = 30.0  # exchange-wide silence before a forced reconnect
     symbol_stale_after: float = 300.0  # one symbol's silence before a resubscribe; 0 disables
     reconnect_delay: float = 5.0  # TICKER_RECONNECT_DELAY: base of the reconnect backoff
@@ -426,6 +427,9 @@ def _check(s: Settings) -> None:
     for name, ex in {"defaults": s.defaults, **{f"exchanges.{k}": v for k, v in s.exchanges.items()}}.items():
         if ex.method not in ("", "watch_tickers", "watch_ticker"):
             raise ConfigError(f"{name}.method: expected 'watch_tickers' or 'watch_ticker', got {ex.method!r}")
+        for kind in ex.streams:
+            if kind not in ("ticker", "bidask"):
+                raise ConfigError(f"{name}.streams: expected 'ticker' and/or 'bidask', got {kind!r}")
         if ex.chunk < 0:
             raise ConfigError(f"{name}.chunk: must be >= 0")
         if ex.stale_after <= 0:

@@ -27,7 +27,6 @@ class Ticker:
     last: float | None = None
     change: float | None = None
     percentage: float | None = None
-    time_source: str = "exchange"
 
     @property
     def age(self) -> float:
@@ -40,8 +39,7 @@ class Ticker:
         return cls(symbol=str(d["symbol"]), exchange=str(d["exchange"]), price=float(d["price"]),
                    volume=float(d.get("volume") or 0.0), time=float(d["time"]),
                    bid=_opt(d.get("bid")), ask=_opt(d.get("ask")), last=_opt(d.get("last")),
-                   change=_opt(d.get("change")), percentage=_opt(d.get("percentage")),
-                   time_source=str(d.get("time_source") or "exchange"))
+                   change=_opt(d.get("change")), percentage=_opt(d.get("percentage")))
 
 
 def _opt(v: Any) -> float | None:

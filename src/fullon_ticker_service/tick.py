@@ -1,9 +1,15 @@
-"""A ccxt ticker -> the fullon tick (pure): normalise, then validate.
+"""ccxt tickers and bid/ask quotes -> the fullon tick (pure): normalise, validate, merge.
 
 The fullon tick (fullon_orm `Tick.to_dict()`) is the JSON stored in `tickers:{exchange}`:
-symbol, exchange, price, volume, time (epoch seconds), bid, ask, last, change, percentage.
-We add `time_source`: "exchange" when the exchange stamped the ticker, "received" when it
-did not (Kraken v2, Gate spot, Hyperliquid, Binance bookTicker...) and we used arrival time.
+exactly symbol, exchange, price, volume, time (epoch seconds), bid, ask, last, change,
+percentage (`FULLON_FIELDS`; fullon reads it with `Tick.from_dict`, so nothing else goes in).
+
+A symbol can be fed by two streams: the ticker stream (`exchange.tickers`: last, volume, change)
+and the best bid/ask stream (`exchange.bidsasks`: bookTicker, bbo, ticker_lite...). Each keeps its
+own never-older rule; `merge` makes one fullon tick of the latest of each: last/volume/change from
+the ticker, bid/ask from whichever stream is newer, price = last, else close, else mid.
+Internally a tick also says where its time came from (`time_source`: "exchange", or "received"
+when the exchange gave none and arrival time was used) and keeps `close`; neither is stored.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import math
 from typing import Any
 
 Tick = dict[str, Any]
+FULLON_FIELDS = ("symbol", "exchange", "price", "volume", "time", "bid", "ask", "last", "change", "percentage")
 
 # Rejection reasons, also the keys of the per-reason counters in the health record.
 NO_PRICE = "no_price"
@@ -55,11 +62,7 @@ def normalise(exchange: str, ticker: dict[str, Any], received: float) -> Tick:
         price = _num(ticker.get("close"))
     if price is None and bid is not None and ask is not None:
         price = (bid + ask) / 2
-    stamp = ticker.get("timestamp")
-    if isinstance(stamp, int | float) and not isinstance(stamp, bool) and stamp > 0:
-        when, source = stamp / 1000.0, "exchange"
-    else:
-        when, source = received, "received"
+    when, source = _when(ticker, received)
     volume = _num(ticker.get("baseVolume"))
     return {
         "symbol": ticker.get("symbol"),
@@ -73,7 +76,66 @@ def normalise(exchange: str, ticker: dict[str, Any], received: float) -> Tick:
         "change": _optional(ticker.get("change")),
         "percentage": _optional(ticker.get("percentage")),
         "time_source": source,
+        "close": _num(ticker.get("close")),
     }
+
+
+def _when(ticker: dict[str, Any], received: float) -> tuple[float, str]:
+    stamp = ticker.get("timestamp")
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool) and stamp > 0:
+        return stamp / 1000.0, "exchange"
+    return received, "received"
+
+
+def quote(ticker: dict[str, Any], received: float) -> Tick:
+    """A bid/ask stream update (ccxt's `bidsasks` entry) -> {time, bid, ask, time_source}."""
+    when, source = _when(ticker, received)
+    return {"time": when, "bid": _num(ticker.get("bid")), "ask": _num(ticker.get("ask")), "time_source": source}
+
+
+def validate_quote(q: Tick, now: float, max_skew: float) -> str | None:
+    """None when the bid/ask update may be used, else the rejection reason (as `validate`)."""
+    bid, ask = q["bid"], q["ask"]
+    if bid is None and ask is None:
+        return NO_PRICE
+    for value in (bid, ask):
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            return NOT_FINITE
+        if value <= 0:
+            return NOT_POSITIVE
+    if bid is not None and ask is not None and bid > ask:
+        return CROSSED
+    if q["time"] > now + max_skew:
+        return FUTURE
+    return None
+
+
+def merge(exchange: str, symbol: str, t: Tick | None, q: Tick | None) -> Tick:
+    """One fullon tick (exactly FULLON_FIELDS) from the latest ticker `t` and bid/ask quote `q` of a
+    symbol (either may be None, not both). bid/ask come as a pair from the newer stream (the quote
+    when the ticker carries neither); time is the newer of the two, so it never goes backwards."""
+    if t is None:
+        assert q is not None
+        bid, ask, when = q["bid"], q["ask"], q["time"]
+        return {"symbol": symbol, "exchange": exchange, "price": _mid(bid, ask), "volume": 0.0, "time": when,
+                "bid": bid, "ask": ask, "last": None, "change": None, "percentage": None}
+    bid, ask, when = t["bid"], t["ask"], t["time"]
+    if q is not None and (q["time"] >= when or (bid is None and ask is None)):
+        bid, ask = q["bid"], q["ask"]
+    if q is not None and q["time"] > when:
+        when = q["time"]
+    price = t["last"] if t["last"] is not None else t["close"]
+    if price is None:
+        price = _mid(bid, ask)
+    return {"symbol": symbol, "exchange": exchange, "price": price, "volume": t["volume"], "time": when,
+            "bid": bid, "ask": ask, "last": t["last"], "change": t["change"], "percentage": t["percentage"]}
+
+
+def _mid(bid: float | None, ask: float | None) -> float | None:
+    """The mid price, or None for a one-sided quote (no price is invented)."""
+    return (bid + ask) / 2 if bid is not None and ask is not None else None
 
 
 def validate(tick: Tick, now: float, max_skew: float) -> str | None:

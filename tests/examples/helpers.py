@@ -91,7 +91,7 @@ async def put_tick(redis: Any, exchange: str, symbol: str, price: float, when: f
     when = time.time() if when is None else when
     tick = {"symbol": symbol, "exchange": exchange, "price": price, "volume": 12.5, "time": when,
             "bid": price - 0.5, "ask": price + 0.5, "last": price, "change": 1.25, "percentage": 0.5,
-            "time_source": "exchange", **fields}
+            **fields}
     await redis.hset(f"tickers:{exchange}", symbol, orjson.dumps(tick))
     await redis.set(f"ticker_time:{exchange}:{symbol}", repr(when))
     return tick

@@ -13,7 +13,7 @@ from tests.examples.conftest import VENUE
 from tests.examples.helpers import put_tick, running, script_env
 from tests.worker.helpers import stored
 
-FIELDS = ("symbol", "exchange", "price", "volume", "time", "bid", "ask", "last", "change", "percentage", "time_source")
+FIELDS = ("symbol", "exchange", "price", "volume", "time", "bid", "ask", "last", "change", "percentage")
 
 
 async def base_url(p) -> str:  # type: ignore[no-untyped-def]
@@ -41,7 +41,7 @@ async def test_dashboard_serves_every_ticker_equal_to_redis(live, redis_db, tmp_
     unknown names are 404; SIGTERM stops it cleanly. It listens on 127.0.0.1 by default."""
     old = time.time() - 42
     await put_tick(redis_db, "testex", "AAA/USD", 1.5, when=old)
-    await put_tick(redis_db, "testex", "BBB/USD:USD", 2.25, bid=None, ask=None, change=None, time_source="received")
+    await put_tick(redis_db, "testex", "BBB/USD:USD", 2.25, bid=None, ask=None, change=None)
     want = {ex: await stored(redis_db, ex) for ex in (VENUE, "testex")}
     for symbol, q in live.last_good(VENUE).items():
         assert want[VENUE][symbol]["price"] == q.last
@@ -68,7 +68,7 @@ async def test_dashboard_serves_every_ticker_equal_to_redis(live, redis_db, tmp_
         status, t = await get(session, f"{base}/tickers/{VENUE}/{symbol}")
         assert status == 200 and t["symbol"] == symbol and t["price"] == want[VENUE][symbol]["price"]
         status, t = await get(session, f"{base}/tickers/testex/BBB/USD:USD")
-        assert status == 200 and t["bid"] is None and t["time_source"] == "received"
+        assert status == 200 and t["bid"] is None
 
         assert (await get(session, f"{base}/tickers/nosuch"))[0] == 404
         assert (await get(session, f"{base}/tickers/{VENUE}/NOPE/USDT"))[0] == 404

@@ -257,8 +257,66 @@ def test_normalise_non_numeric_string_becomes_nan_and_is_rejected() -> None:
 
 
 def test_normalise_returns_exactly_the_documented_fields() -> None:
-    """The tick has the fullon fields plus `time_source`, nothing else."""
-    assert set(tick.normalise("binance", _ccxt(), RECEIVED)) == {*FULLON_FIELDS, "time_source"}
+    """The internal tick has the fullon fields plus `time_source` and `close`; what is stored (merge)
+    has exactly fullon's ten fields, in fullon's order."""
+    t = tick.normalise("binance", _ccxt(), RECEIVED)
+    assert set(t) == {*FULLON_FIELDS, "time_source", "close"}
+    assert tuple(tick.merge("binance", "BTC/USDT", t, None)) == FULLON_FIELDS == tick.FULLON_FIELDS
+
+
+# --- bid/ask quotes and the merge of two streams ------------------------------------------------
+def _q(t: float, bid: float | None, ask: float | None) -> dict[str, Any]:
+    return {"time": t, "bid": bid, "ask": ask, "time_source": "exchange"}
+
+
+def _t(t: float, last: float | None = 100.0, bid: float | None = 99.0, ask: float | None = 101.0,
+       close: float | None = None) -> dict[str, Any]:
+    return {"symbol": "X/USDT", "exchange": "x", "price": last, "volume": 7.0, "time": t, "bid": bid, "ask": ask,
+            "last": last, "change": 1.5, "percentage": 0.2, "time_source": "exchange", "close": close}
+
+
+@pytest.mark.parametrize(("case", "t", "q", "want"), [
+    ("ticker only", _t(10), None, {"price": 100.0, "bid": 99.0, "ask": 101.0, "time": 10, "volume": 7.0}),
+    ("newer quote wins bid/ask, last stays", _t(10), _q(11, 99.5, 100.5),
+     {"price": 100.0, "bid": 99.5, "ask": 100.5, "time": 11, "last": 100.0, "change": 1.5}),
+    ("equal time: the quote", _t(10), _q(10, 99.5, 100.5), {"bid": 99.5, "ask": 100.5, "time": 10}),
+    ("older quote loses to the ticker's own bid/ask", _t(10), _q(9, 99.5, 100.5),
+     {"bid": 99.0, "ask": 101.0, "time": 10}),
+    ("ticker without bid/ask (binance futures): the quote's, however old", _t(10, bid=None, ask=None),
+     _q(3, 99.5, 100.5), {"bid": 99.5, "ask": 100.5, "time": 10, "price": 100.0}),
+    ("no last: close", _t(10, last=None, close=98.0), _q(11, 99.5, 100.5), {"price": 98.0, "last": None}),
+    ("no last or close: mid of the merged bid/ask", _t(10, last=None, bid=None, ask=None), _q(11, 99.0, 101.0),
+     {"price": 100.0}),
+    ("quote only", None, _q(5, 99.0, 101.0),
+     {"price": 100.0, "volume": 0.0, "last": None, "change": None, "percentage": None, "time": 5}),
+    ("one-sided quote only: no price invented", None, _q(5, 99.0, None), {"price": None, "bid": 99.0}),
+])
+def test_merge(case: str, t: dict[str, Any] | None, q: dict[str, Any] | None, want: dict[str, Any]) -> None:
+    """last/volume/change from the ticker, bid/ask as a pair from the newer stream, time the newer."""
+    got = tick.merge("x", "X/USDT", t, q)
+    assert tuple(got) == FULLON_FIELDS and got["symbol"] == "X/USDT" and got["exchange"] == "x"
+    assert {k: got[k] for k in want} == want
+
+
+@pytest.mark.parametrize(("q", "reason"), [
+    (_q(NOW_Q := 1_763_700_000.0, 99.0, 101.0), None),
+    (_q(NOW_Q, 99.0, None), None),
+    (_q(NOW_Q, None, None), "no_price"),
+    (_q(NOW_Q, math.nan, 101.0), "not_finite"),
+    (_q(NOW_Q, 0.0, 101.0), "not_positive"),
+    (_q(NOW_Q, -1.0, 101.0), "not_positive"),
+    (_q(NOW_Q, 102.0, 101.0), "crossed"),
+    (_q(NOW_Q, 101.0, 101.0), None),
+    (_q(NOW_Q + 11, 99.0, 101.0), "future"),
+])
+def test_validate_quote(q: dict[str, Any], reason: str | None) -> None:
+    assert tick.validate_quote(q, NOW_Q, 10.0) == reason
+
+
+def test_quote_takes_the_exchange_time_or_arrival() -> None:
+    assert tick.quote({"bid": 1.0, "ask": "2", "timestamp": 5000}, RECEIVED) == \
+        {"time": 5.0, "bid": 1.0, "ask": 2.0, "time_source": "exchange"}
+    assert tick.quote({"bid": 1.0, "ask": None, "timestamp": None}, RECEIVED)["time"] == RECEIVED
 
 
 # --- validate --------------------------------------------------------------------------------

@@ -44,8 +44,16 @@ async def stored(redis: Any, exchange: str) -> dict[str, dict[str, Any]]:
 
 
 def matches(tick: dict[str, Any] | None, q: Any) -> bool:
+    """The stored tick is the quote the simulator sent (volume too, except for inverse contracts,
+    whose venues report it in contracts of the quote currency)."""
     return (tick is not None and tick["last"] == q.last and tick["bid"] == q.bid and tick["ask"] == q.ask
-            and tick["volume"] == q.volume)
+            and (inverse(q.symbol) or tick["volume"] == q.volume))
+
+
+def inverse(symbol: str) -> bool:
+    """BASE/QUOTE:SETTLE with SETTLE == BASE (e.g. BTC/USD:BTC) is settled in the base: inverse."""
+    base, _, rest = symbol.partition("/")
+    return ":" in rest and rest.split(":", 1)[1].split("-")[0] == base
 
 
 async def all_match(redis: Any, sim: Simulator, venue: str, exchange: str | None = None) -> bool:

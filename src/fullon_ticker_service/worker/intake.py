@@ -1,11 +1,13 @@
-"""The hot path: every ticker ccxt stores -> normalise, validate, never older -> the writer.
+"""The hot path: every ticker and bid/ask ccxt stores -> normalise, validate, never older, merge
+-> the writer.
 
 ccxt's multi-symbol watches lose wake-ups under load (ccxt issue 30220): a `watch_tickers` loop
 wakes far less often than frames arrive. So we do not consume what the watch call returns.
-Instead `exchange.tickers` is replaced by a dict subclass whose `__setitem__` hands every parsed
-ticker to `on_ticker` the moment ccxt stores it (all ccxt.pro ticker handlers store with
-`self.tickers[symbol] = parsed`). The intake also owns the wanted-symbol set and what it knows of
-each symbol's freshness (newest accepted exchange time, last arrival).
+Instead `exchange.tickers` and `exchange.bidsasks` are replaced by dict subclasses whose
+`__setitem__` hands every parsed entry to `on_ticker` / `on_bidask` the moment ccxt stores it
+(ccxt.pro's handlers store with `self.tickers[symbol] = parsed` / `self.bidsasks[symbol] = ...`).
+Each stream keeps its own never-older rule; `tick.merge` makes the one fullon tick of a symbol.
+The intake also owns the wanted-symbol set and what it knows of each symbol's freshness.
 """
 
 from __future__ import annotations
@@ -16,8 +18,19 @@ from typing import Any
 
 from loguru import logger
 
+from fullon_ticker_service.channels import BIDASK, TICKER
 from fullon_ticker_service.config import ExchangeSettings
-from fullon_ticker_service.tick import MALFORMED, OLDER, normalise, validate
+from fullon_ticker_service.tick import (
+    MALFORMED,
+    NO_PRICE,
+    OLDER,
+    Tick,
+    merge,
+    normalise,
+    quote,
+    validate,
+    validate_quote,
+)
 from fullon_ticker_service.worker.writer import TickWriter
 
 REJECT_LOG_EVERY = 10.0  # at most one rejection summary line per this many seconds
@@ -49,7 +62,8 @@ class Intake:
         self.log = logger.bind(exchange=exchange)
         self.wanted: set[str] = set()
         self.unknown: list[str] = []  # catalog symbols the exchange does not list
-        self.last_time: dict[str, float] = {}  # newest accepted tick time per symbol
+        self.tick_part: dict[str, Tick] = {}  # the latest accepted ticker-stream tick per symbol
+        self.quote_part: dict[str, Tick] = {}  # the latest accepted bid/ask quote per symbol
         self.last_seen: dict[str, float] = {}  # monotonic arrival per symbol (any ticker)
         self.last_any = time.monotonic()
         self.ticks = 0
@@ -59,10 +73,11 @@ class Intake:
         self._sinks: list[TickerSink] = []
 
     def hook(self, exchange: Any) -> None:
-        """From now on every ticker ccxt stores on `exchange` comes through `on_ticker`."""
-        sink = TickerSink(self.on_ticker, exchange.tickers)
-        exchange.tickers = sink
-        self._sinks.append(sink)
+        """From now on every ticker (bid/ask) ccxt stores on `exchange` comes through `on_ticker`
+        (`on_bidask`)."""
+        exchange.tickers = TickerSink(self.on_ticker, exchange.tickers)
+        exchange.bidsasks = TickerSink(self.on_bidask, getattr(exchange, "bidsasks", None) or {})
+        self._sinks += [exchange.tickers, exchange.bidsasks]
 
     def close(self) -> None:
         """Take no more ticks: frames ccxt still parses (until its sockets close) are dropped, not
@@ -84,14 +99,46 @@ class Intake:
             reason = validate(tick, now, self.cfg.max_skew)
         except Exception:  # never let our code break ccxt's message handler
             reason, tick = MALFORMED, None
-        if reason is None and tick is not None and tick["time"] < self.last_time.get(symbol, 0.0):
-            reason = OLDER
+        if reason is None:
+            prev = self.tick_part.get(symbol)
+            if prev is not None and tick["time"] < prev["time"]:  # type: ignore[index]
+                reason = OLDER
         if reason is not None:
             self.reject(symbol, reason)
             return
-        self.last_time[symbol] = tick["time"]  # type: ignore[index]
+        self.tick_part[symbol] = tick  # type: ignore[assignment]
+        self._put(symbol, TICKER, tick, self.quote_part.get(symbol))
+
+    def on_bidask(self, symbol: str, ticker: Any) -> None:
+        """Called synchronously from ccxt's parser for every best bid/ask it stores."""
+        mono = time.monotonic()
+        self.last_any = mono
+        if symbol not in self.wanted:
+            return
+        self.last_seen[symbol] = mono
+        now = time.time()
+        try:
+            q = quote(ticker, now)
+            reason = validate_quote(q, now, self.cfg.max_skew)
+        except Exception:  # never let our code break ccxt's message handler
+            reason, q = MALFORMED, None
+        if reason is None:
+            prev = self.quote_part.get(symbol)
+            if prev is not None and q["time"] < prev["time"]:  # type: ignore[index]
+                reason = OLDER
+        if reason is not None:
+            self.reject(symbol, reason)
+            return
+        self.quote_part[symbol] = q  # type: ignore[assignment]
+        self._put(symbol, BIDASK, self.tick_part.get(symbol), q)
+
+    def _put(self, symbol: str, stream: str, t: Tick | None, q: Tick | None) -> None:
+        merged = merge(self.name, symbol, t, q)
+        if merged["price"] is None:  # a one-sided quote and nothing else: no price to store
+            self.reject(symbol, NO_PRICE)
+            return
         self.ticks += 1
-        self.writer.put(symbol, tick)  # type: ignore[arg-type]
+        self.writer.put(symbol, merged)
 
     def reject(self, symbol: str, reason: str) -> None:
         self.rejected[reason] += 1
@@ -118,8 +165,18 @@ class Intake:
             self.last_seen.setdefault(s, now)
         for s in removed:
             self.last_seen.pop(s, None)
-            self.last_time.pop(s, None)
+            self.tick_part.pop(s, None)
+            self.quote_part.pop(s, None)
         return added, removed
+
+    def fed_by(self) -> dict[str, list[str]]:
+        """Which streams have fed each wanted symbol: {"ticker+bidask": [...], "ticker": [...],
+        "bidask": [...], "none": [...]} (the health record's `streams`)."""
+        out: dict[str, list[str]] = {"ticker+bidask": [], "ticker": [], "bidask": [], "none": []}
+        for s in sorted(self.wanted):
+            t, q = s in self.tick_part, s in self.quote_part
+            out["ticker+bidask" if t and q else "ticker" if t else "bidask" if q else "none"].append(s)
+        return out
 
     def silent(self, now: float, limit: float) -> list[str]:
         """Wanted symbols that have not ticked for `limit` seconds (monotonic `now`)."""
@@ -130,4 +187,4 @@ class Intake:
         ages = sorted(((now - self.last_seen.get(s, now), s) for s in self.wanted), reverse=True)
         return {"symbols": len(self.wanted), "unknown_symbols": self.unknown[:20], "ticks": self.ticks,
                 "rejected": dict(self.rejected), "last_tick_age_s": round(now - self.last_any, 3),
-                "stalest": [[s, round(a, 3)] for a, s in ages[:5]]}
+                "stalest": [[s, round(a, 3)] for a, s in ages[:5]], "fed_by": self.fed_by()}

@@ -109,26 +109,27 @@ class Worker:
         return self.exit_code
 
     async def _start(self) -> None:
-        self.exchange, plan = exchanges.build(self.name, self.cfg)
+        self.exchange, streams = exchanges.build(self.name, self.cfg)
         await exchanges.load_markets(self.exchange, self.cfg, self.note_error)
+        await exchanges.open_loop(self.exchange)
         self.intake.hook(self.exchange)
         self.intake.set_wanted(set(self.spec.symbols), self.exchange.markets or {})
         if not self.intake.wanted:
             given = ", ".join(self.intake.unknown) or "(none given)"
             raise ConfigError(f"none of the symbols is listed by {self.exchange.id}: {given}")
-        self.subs = Subscriptions(self.exchange, plan, self.cfg, self.intake, self.note_error)
+        self.subs = Subscriptions(self.exchange, streams, self.cfg, self.intake, self.note_error)
 
     async def _serve(self, tasks: list[asyncio.Task[Any]]) -> None:
         """Subscribe, say we run, then wait for a stop (or for a background task to fail)."""
         assert self.subs is not None
-        self.subs.add(sorted(self.intake.wanted))
+        await self.subs.add(sorted(self.intake.wanted))
         self.phase = health.RUNNING
         self.reporter.now.set()  # say so now, not at the next period
         self.link.tell()
         if self._early_symbols is not None:
             await self.update_symbols(self._early_symbols)
-        self.log.info(f"collecting {len(self.intake.wanted)} symbols via {self.subs.plan.method} "
-                      f"({len(self.subs.chunks)} subscriptions)")
+        self.log.info(f"collecting {len(self.intake.wanted)} symbols via "
+                      f"{' + '.join(s.method for s in self.subs.streams)} ({len(self.subs.subs)} subscriptions)")
         stop_wait = asyncio.create_task(self._stop.wait())
         try:
             done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -1,10 +1,17 @@
-"""The exchange's subscriptions: one watch loop per chunk of symbols, reconnects, and the watchdog.
+"""The exchange's subscriptions: one watch loop per group of symbols, reconnects, and the watchdog.
 
-Each chunk runs its own loop: an error -> jittered capped backoff -> the next watch call
-reconnects and resubscribes (ccxt never resubscribes by itself). The watch call's return value
-is not used: tickers reach us through the intake's hook. The watchdog forces a reconnect when the
-exchange (or one symbol) is silent too long, because ccxt's keepalive can take minutes to notice a
-dead socket and a malformed frame silently stops ccxt's receive loop.
+`add` plans the calls (channels.plan: per stream, symbols grouped by the socket ccxt routes them
+to, then chunked) and starts one loop per call. A loop subscribes with the watch call; once data
+arrives it waits on a sentinel future of that call's connection (ccxt rejects every pending future
+of a connection that fails), so it does not re-arm the watch after every frame; on any error it
+backs off (jittered, capped) and subscribes again (ccxt never resubscribes by itself). The watch
+call's value is not used: tickers reach us through the intake's hooks.
+
+Nothing dies silently: every exception from a watch call, ccxt's or not, is one log line, counted,
+backed off and retried; a loop that ends for any reason is noticed by the watchdog and restarted.
+The watchdog also forces a reconnect when the exchange, or one symbol, is silent too long, because
+ccxt's keepalive can take minutes to notice a dead socket and a malformed frame silently stops
+ccxt's receive loop.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,137 +28,201 @@ import ccxt
 from loguru import logger
 
 from fullon_ticker_service.backoff import delay
-from fullon_ticker_service.channels import Plan, chunked
+from fullon_ticker_service.channels import Stream, plan
 from fullon_ticker_service.config import ExchangeSettings
+from fullon_ticker_service.worker.exchange import routes
 from fullon_ticker_service.worker.intake import Intake
 
 STABLE_AFTER = 30.0  # seconds of working connection before the backoff attempt count resets
+SENTINEL = "fullon_ticker:sentinel:"  # message hash of the future that waits for a connection to fail
+_CURRENT: ContextVar[Subscription | None] = ContextVar("subscription", default=None)
 
 
 @dataclass
-class Chunk:
+class Subscription:
+    """One watch call, kept alive: its stream, route, symbols and its own failure record."""
+
+    stream: Stream
+    route: str
     symbols: list[str]
     task: asyncio.Task[None] | None = None
+    url: str = ""  # the connection ccxt used for the call (learnt when it is made)
     attempt: int = 0
     connected_at: float = 0.0
     forced: bool = False  # its connection was failed by us (watchdog), not by the exchange
+    failures_in_row: int = 0
+    errors: int = 0
+    last_error: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.stream.kind}:{self.symbols[0]}+{len(self.symbols) - 1}"
 
 
 class Subscriptions:
-    def __init__(self, exchange: Any, plan: Plan, cfg: ExchangeSettings, intake: Intake,
+    def __init__(self, exchange: Any, streams: list[Stream], cfg: ExchangeSettings, intake: Intake,
                  note_error: Callable[[str], None]) -> None:
         self.exchange = exchange
-        self.plan = plan
+        self.streams = streams
         self.cfg = cfg
         self.intake = intake
         self.note_error = note_error
         self.log = logger.bind(exchange=intake.name)
-        self.chunks: list[Chunk] = []
+        self.subs: list[Subscription] = []
         self.reconnects = 0
         self.stale_reconnects = 0
-        self.failures_in_row = 0
+        self.restarted = 0  # loops that ended unexpectedly and were started again
         self._last_symbol_kick = 0.0
         self._closing = False
+        _track_urls(exchange)
 
     @property
     def failing(self) -> bool:
-        """Failed reconnects in a row reached `max_retries`: the worker reports status `error`."""
-        return self.failures_in_row >= self.cfg.max_retries > 0
+        """A subscription failed `max_retries` reconnects in a row: the worker reports status `error`."""
+        limit = self.cfg.max_retries
+        return limit > 0 and any(s.failures_in_row >= limit for s in self.subs)
 
-    def add(self, symbols: list[str]) -> None:
-        for part in chunked(symbols, self.plan.chunk):
-            chunk = Chunk(part)
-            chunk.task = asyncio.create_task(self._watch(chunk), name=f"watch:{part[0]}+{len(part) - 1}")
-            self.chunks.append(chunk)
+    async def add(self, symbols: list[str]) -> None:
+        """Subscribe `symbols` on every stream, grouped as ccxt routes them."""
+        markets = self.exchange.markets or {}
+        for stream in self.streams:
+            urls = await routes(self.exchange, stream, symbols)
+            for route, part in plan(stream, symbols, markets, urls):
+                self._start(Subscription(stream, route, part))
+
+    def _start(self, sub: Subscription) -> None:
+        sub.task = asyncio.create_task(self._watch(sub), name=f"watch:{sub.name}")
+        if sub not in self.subs:
+            self.subs.append(sub)
 
     async def update(self, added: set[str], removed: set[str]) -> None:
-        """Apply a symbol change without dropping unaffected subscriptions: a chunk that holds a
-        removed symbol is dropped and its other symbols subscribed again."""
+        """Apply a symbol change without dropping unaffected subscriptions: a subscription that holds
+        a removed symbol is dropped and its other symbols subscribed again."""
         added = set(added)
-        for chunk in [c for c in self.chunks if removed & set(c.symbols)]:
-            await self._drop(chunk)
-            added |= {s for s in chunk.symbols if s not in removed}
+        for sub in [s for s in self.subs if removed & set(s.symbols)]:
+            await self._drop(sub)
+            added |= {s for s in sub.symbols if s not in removed}
         if added:
-            self.add(sorted(added))
+            await self.add(sorted(added))
 
     def close(self) -> list[asyncio.Task[None]]:
         """Cancel every watch loop; returns their tasks to wait for."""
         self._closing = True
-        tasks = [c.task for c in self.chunks if c.task]
+        tasks = [s.task for s in self.subs if s.task]
         for t in tasks:
             t.cancel()
         return tasks
 
-    async def _drop(self, chunk: Chunk) -> None:
-        self.chunks.remove(chunk)
-        if chunk.task:
-            chunk.task.cancel()
+    async def _drop(self, sub: Subscription) -> None:
+        self.subs.remove(sub)
+        if sub.task:
+            sub.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await chunk.task
-        if self.plan.unwatch:
-            method = "un_watch_ticker" if self.plan.method == "watch_ticker" else "un_watch_tickers"
-            arg: Any = chunk.symbols[0] if self.plan.method == "watch_ticker" else chunk.symbols
+                await sub.task
+        stream = sub.stream
+        if stream.unwatch:
+            arg: Any = sub.symbols[0] if stream.per_symbol else sub.symbols
             try:
-                await asyncio.wait_for(getattr(self.exchange, method)(arg, dict(self.plan.params)), 5)
+                await asyncio.wait_for(getattr(self.exchange, stream.unwatch_method)(arg, dict(stream.params)), 5)
             except Exception as exc:  # best effort: data for unwanted symbols is ignored anyway
-                self.log.debug(f"{method} failed: {type(exc).__name__}: {exc}")
+                self.log.debug(f"{stream.unwatch_method} failed: {type(exc).__name__}: {exc}")
 
-    async def _watch(self, chunk: Chunk) -> None:
-        plan = self.plan
-        watch = getattr(self.exchange, plan.method)
+    # --- one subscription's loop ----------------------------------------------------------------
+    async def _watch(self, sub: Subscription) -> None:
+        _CURRENT.set(sub)  # this task's watch calls tell `sub` their connection's URL
+        stream = sub.stream
+        watch = getattr(self.exchange, stream.method)
+        arg: Any = sub.symbols[0] if stream.per_symbol else list(sub.symbols)
         while not self._closing:
-            arg: Any = chunk.symbols[0] if plan.method == "watch_ticker" else list(chunk.symbols)
             try:
-                await watch(arg, dict(plan.params))
+                await watch(arg, dict(stream.params))
+                self._connected(sub)
+                await self._until_connection_fails(sub)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise  # our own cancellation
-                await self._failed(chunk, "ccxt cancelled the subscription")
-                continue
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
-                # ExchangeError covers subscription rejections (e.g. BadSymbol, UnsubscribeError)
-                await self._failed(chunk, f"{type(exc).__name__}: {exc}")
-                continue
-            now = time.monotonic()
-            chunk.forced = False
-            if chunk.attempt:
-                if not chunk.connected_at:
-                    chunk.connected_at = now
-                    self.reconnects += 1
-                    self.failures_in_row = 0
-                    self.log.info(f"resubscribed {len(chunk.symbols)} symbols after {chunk.attempt} attempt(s)")
-                elif now - chunk.connected_at >= STABLE_AFTER:
-                    chunk.attempt, chunk.connected_at = 0, 0.0
+                await self._failed(sub, "ccxt cancelled the subscription")
+            except Exception as exc:  # ccxt's errors and anything else raised inside a watch call
+                await self._failed(sub, f"{type(exc).__name__}: {exc}")
 
-    async def _failed(self, chunk: Chunk, error: str) -> None:
-        # a reconnect we forced (silence watchdog) is not the exchange failing: do not grow the backoff
-        chunk.attempt = 1 if chunk.forced else chunk.attempt + 1
-        chunk.forced = False
-        chunk.connected_at = 0.0
-        self.failures_in_row += 1
+    async def _until_connection_fails(self, sub: Subscription) -> None:
+        """Wait, without re-arming the watch, until the call's connection fails (ccxt rejects every
+        pending future of a failing connection, ours too). Raises what it failed with."""
+        client = getattr(self.exchange, "clients", {}).get(sub.url)
+        if client is None:  # connection unknown: fall back to waiting on the next update
+            return
+        key = f"{SENTINEL}{id(sub)}"
+        sentinel = client.future(key)
+        try:
+            if client.closed():  # it failed before we started waiting
+                raise ccxt.NetworkError("connection closed")
+            await sentinel
+        finally:
+            client.futures.pop(key, None)
+
+    def _connected(self, sub: Subscription) -> None:
+        now = time.monotonic()
+        sub.forced = False
+        sub.failures_in_row = 0
+        if sub.attempt:
+            if not sub.connected_at:
+                sub.connected_at = now
+                self.reconnects += 1
+                self.log.info(f"resubscribed {len(sub.symbols)} {sub.stream.kind} symbols after "
+                              f"{sub.attempt} attempt(s)")
+            elif now - sub.connected_at >= STABLE_AFTER:
+                sub.attempt, sub.connected_at = 0, 0.0
+
+    async def _failed(self, sub: Subscription, error: str) -> None:
+        # a reconnect we forced (watchdog) is not the exchange failing: no backoff growth, no failure
+        if sub.forced:
+            sub.attempt = 1
+        else:
+            sub.attempt += 1
+            sub.failures_in_row += 1
+        sub.forced = False
+        sub.connected_at = 0.0
+        sub.errors += 1
+        sub.last_error = error[:300]
         self.note_error(error)
-        wait = delay(chunk.attempt, self.cfg.reconnect_delay, self.cfg.reconnect_max_delay)
-        self.log.warning(f"subscription of {len(chunk.symbols)} symbols failed ({error[:200]}); "
-                         f"attempt {chunk.attempt}, retry in {wait:.2f}s")
+        wait = delay(sub.attempt, self.cfg.reconnect_delay, self.cfg.reconnect_max_delay)
+        self.log.warning(f"subscription of {len(sub.symbols)} {sub.stream.kind} symbols failed ({error[:200]}); "
+                         f"attempt {sub.attempt}, retry in {wait:.2f}s")
         await asyncio.sleep(wait)
 
+    # --- the watchdog ---------------------------------------------------------------------------
     def force_reconnect(self, why: str) -> None:
         """Fail every open connection so the watch loops reconnect and resubscribe."""
         clients = list(getattr(self.exchange, "clients", {}).values())
         self.log.warning(f"forcing reconnect of {len(clients)} connection(s): {why}")
-        for chunk in self.chunks:
-            chunk.forced = True
+        for sub in self.subs:
+            sub.forced = True
         for client in clients:
             with contextlib.suppress(Exception):
                 client.on_error(ccxt.NetworkError(f"watchdog: {why}"))
 
+    def restart_ended(self) -> None:
+        """A watch loop that ended (returned, or raised past our handlers) is logged and restarted."""
+        if self._closing:
+            return
+        for sub in self.subs:
+            if sub.task is not None and sub.task.done():
+                why = "returned" if sub.task.cancelled() or sub.task.exception() is None else \
+                    f"raised {type(sub.task.exception()).__name__}: {sub.task.exception()}"
+                self.restarted += 1
+                self.log.error(f"subscription of {len(sub.symbols)} {sub.stream.kind} symbols ended ({why}); "
+                               f"restarting it")
+                self.note_error(f"subscription ended ({why})")
+                self._start(sub)
+
     async def watchdog(self) -> None:
-        """Force a reconnect when the exchange, or any one symbol, has been silent too long."""
+        """Restart ended loops; force a reconnect when the exchange, or any one symbol, is silent too long."""
         cfg, intake = self.cfg, self.intake
         period = max(0.1, min(1.0, cfg.stale_after / 4))
         while True:
             await asyncio.sleep(period)
+            self.restart_ended()
             now = time.monotonic()
             silent = now - intake.last_any
             if silent >= cfg.stale_after and intake.wanted:
@@ -168,5 +240,22 @@ class Subscriptions:
 
     def snapshot(self) -> dict[str, Any]:
         """The subscriptions' part of the health record."""
-        return {"method": self.plan.method, "subscriptions": len(self.chunks), "reconnects": self.reconnects,
-                "stale_reconnects": self.stale_reconnects}
+        return {"method": ",".join(s.method for s in self.streams), "streams": [s.kind for s in self.streams],
+                "subscriptions": len(self.subs), "reconnects": self.reconnects,
+                "stale_reconnects": self.stale_reconnects, "subscription_restarts": self.restarted,
+                "failing_subscriptions": sum(1 for s in self.subs if s.failures_in_row)}
+
+
+def _track_urls(exchange: Any) -> None:
+    """Every watch call tells the subscription that made it (a context variable of its task) which
+    connection it went to, so the loop can wait on that connection."""
+    for name in ("watch", "watch_multiple"):
+        real = getattr(exchange, name)
+
+        def wrapper(url: str, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            sub = _CURRENT.get()
+            if sub is not None:
+                sub.url = url
+            return _real(url, *args, **kwargs)
+
+        setattr(exchange, name, wrapper)
