@@ -1,0 +1,1 @@
+"""Replay of real captured exchange websocket frames to unmodified ccxt.pro (see server.py)."""
