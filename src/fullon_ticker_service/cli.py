@@ -104,42 +104,69 @@ def down(cfg: Path | None = ConfigOpt, timeout: float = typer.Option(20.0, help=
 
 
 @app.command()
-def ps(cfg: Path | None = ConfigOpt, as_json: bool = typer.Option(False, "--json", help="JSON array")) -> None:
-    """Show every worker: status, restarts, uptime, symbols, ticks/s, last tick age, last error."""
+def ps(cfg: Path | None = ConfigOpt, as_json: bool = typer.Option(False, "--json", help="JSON array"),
+       symbols: str = typer.Option(
+           "", "--symbols", metavar="EXCHANGE",
+           help="one row per symbol of EXCHANGE: last written, exchange time, streams")) -> None:
+    """Show every worker: status (judged by what reaches Redis), coverage, write age, last error."""
     from fullon_ticker_service import status
 
     settings = _settings(cfg)
-    sup, records = _collect(settings)
+    where = f"namespace {settings.service.namespace!r} at {logs.mask_secrets(settings.redis.dsn())}"
+    if symbols:
+        found = _read(settings, lambda: status.symbol_rows(settings, symbols, time.time()))
+        if found is None:
+            typer.echo(f"tickerctl: no per-symbol table for {symbols!r} in {where} (no owning worker running?)",
+                       err=True)
+            raise typer.Exit(1)
+        typer.echo(orjson.dumps(found).decode() if as_json else status.symbols_text(found))
+        return
+    sup, records = _read(settings, lambda: status.collect(settings))
     table = status.rows(sup, records, time.time(), settings.service.health_interval)
-    typer.echo(orjson.dumps(table).decode() if as_json else status.table_text(table))
+    if not table:
+        others = [n for n in _read(settings, lambda: status.namespaces(settings)) if n != settings.service.namespace]
+        hint = f"namespaces with records there: {', '.join(others)}" if others else "no namespace has records there"
+        typer.echo(f"tickerctl: nothing found in {where}; {hint}", err=True)
+        if as_json:
+            typer.echo("[]")
+        return
+    typer.echo(orjson.dumps(status.public(table)).decode() if as_json else status.table_text(table))
 
 
 @app.command()
 def health(cfg: Path | None = ConfigOpt,
-           max_age: float = typer.Option(60.0, help="oldest acceptable last tick (s)")) -> None:
-    """Exit 0 when every active exchange has a fresh running worker; else 1, one line per problem."""
+           max_age: float = typer.Option(60.0, help="oldest acceptable last write of a running exchange (s)"),
+           min_coverage: float = typer.Option(
+               1.0, help="share of an exchange's symbols that must be fresh (0-1)")) -> None:
+    """Exit 0 when every exchange writes fresh values for its symbols; else 1, one line per problem."""
     from fullon_ticker_service import status
 
     settings = _settings(cfg)
-    sup, records = _collect(settings)
+    sup, records = _read(settings, lambda: status.collect(settings))
     table = status.rows(sup, records, time.time(), settings.service.health_interval)
-    issues = status.problems(table, sup, max_age)
+    suspicious = not sup or sup.get("stopped") or any(r["status"] in ("redis-error", "stale") for r in table)
+    redis_problem = _read(settings, lambda: status.diagnose(settings)) if suspicious else ""
+    issues = status.problems(table, sup, max_age, min_coverage, redis_problem)
     for line in issues:
         typer.echo(line)
     if issues:
         raise typer.Exit(1)
-    typer.echo(f"ok: {len(table)} exchanges running")
+    typer.echo(f"ok: {len(table)} exchanges running, every symbol fresh")
 
 
-def _collect(settings: config.Settings):  # type: ignore[no-untyped-def]
+def _read(settings: config.Settings, read: Any) -> Any:
+    """Run a Redis read for the CLI: an unreachable or silent Redis is one line and exit 2."""
     from redis.exceptions import RedisError
 
-    from fullon_ticker_service import status
+    from fullon_ticker_service.redis_client import error_kind
 
     try:
-        return status.collect(settings)
+        return read()
     except (RedisError, OSError) as exc:
-        typer.echo(f"tickerctl: cannot read Redis at {logs.mask_secrets(settings.redis.dsn())}: {exc}", err=True)
+        kind = error_kind(exc)
+        hint = " (Redis did not answer in time: paused, overloaded or blocked?)" if kind == "timeout" else ""
+        typer.echo(f"tickerctl: cannot read Redis at {logs.mask_secrets(settings.redis.dsn())}: "
+                   f"{kind}: {' '.join(str(exc).split())}{hint}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -279,7 +306,8 @@ def sim_fault(action: str = typer.Argument(..., help="close|stall|resume|malform
               exchange: str = typer.Option(..., "--exchange", "-e"),
               count: int = typer.Option(1), seconds: float | None = typer.Option(
                   None, help="stall/refuse/mute: how long (default until resume); skew: the clock offset (0 restores)"),
-              rate: float | None = typer.Option(None), symbol: str | None = typer.Option(None, help="mute: which symbol"),
+              rate: float | None = typer.Option(None),
+              symbol: str | None = typer.Option(None, help="mute: which symbol"),
               url: str = typer.Option("http://127.0.0.1:8765")) -> None:
     """Inject a fault into a running simulator."""
     import urllib.request

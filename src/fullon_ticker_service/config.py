@@ -159,11 +159,14 @@ class ExchangeSettings:
     channel: str = ""  # the ticker stream's channel when the venue has several (binance: ticker)
     chunk: int = 0  # symbols per ticker subscription; 0 = per-venue default
     stale_after: float = 30.0  # exchange-wide silence before a forced reconnect
-    symbol_stale_after: float = 300.0  # one symbol's silence before a resubscribe; 0 disables
+    symbol_stale_after: float = 300.0  # a symbol not written this long is stale (health) and forces a
+    # resubscribe (0: no resubscribe; health then uses 300 s)
     reconnect_delay: float = 5.0  # TICKER_RECONNECT_DELAY: base of the reconnect backoff
     reconnect_max_delay: float = 60.0
     max_retries: int = 3  # TICKER_MAX_RETRIES: failed reconnects in a row before status `error`
     max_skew: float = 10.0  # accepted clock skew of exchange timestamps into the future (s)
+    max_behind: float = 60.0  # an exchange clock further behind than this is reported as clock skew (s)
+    first_tick_grace: float = 30.0  # a symbol not written this long after it was subscribed counts as missing
     flush_interval: float = 0.0  # minimum spacing of Redis flushes (s); 0 = flush on arrival
     max_frame_bytes: int = 4 * 1024 * 1024  # a larger websocket frame drops the connection (then reconnect)
 

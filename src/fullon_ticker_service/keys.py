@@ -42,6 +42,11 @@ def health_pattern(namespace: str) -> str:
     return f"{namespace}:health:*"
 
 
+def symbols(namespace: str, exchange: str) -> str:
+    """The owning worker's per-symbol table (JSON; `tickerctl ps --symbols`), TTL as the health record."""
+    return f"{namespace}:symbols:{exchange}"
+
+
 def supervisor_state(namespace: str, host_id: str) -> str:
     """What one host's supervisor is doing (`tickerctl ps` merges every live host's)."""
     return f"{namespace}:supervisor:state:{host_id}"

@@ -99,8 +99,9 @@ return 0
 
 # The worker's renewal, fused with its health report so a fenced worker cannot overwrite the new
 # owner's records either. KEYS: lease, fence, health, process data, process active, components,
-# refused-writes hash. ARGV: value, token, ttl ms, health JSON, health px, process JSON, process ex,
-# process id, iso now, exchange, '1' when stopped (leave fullon's active lists).
+# refused-writes hash, per-symbol table. ARGV: value, token, ttl ms, health JSON, health px, process
+# JSON, process ex, process id, iso now, exchange, '1' when stopped (leave fullon's active lists),
+# per-symbol table JSON.
 # -> 1, or 0 when the lease is lost (counted like a refused flush).
 REPORT = HELD + """
 if not held(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3]) then
@@ -109,6 +110,7 @@ if not held(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3]) then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
+redis.call('SET', KEYS[8], ARGV[12], 'PX', ARGV[5])
 redis.call('SET', KEYS[4], ARGV[6], 'EX', ARGV[7])
 if ARGV[11] == '1' then
   redis.call('HDEL', KEYS[5], ARGV[8])
@@ -183,12 +185,14 @@ def release(ns: str, exchange: str, value: str) -> Call:
 
 
 def report(ns: str, exchange: str, value: str, ttl_ms: int, health_json: bytes, health_px: int,
-           process_json: bytes, process_id: str, now_iso: str, final: bool) -> Call:
-    """The owner's renewal fused with its health and fullon process records. -> False when fenced."""
+           process_json: bytes, process_id: str, now_iso: str, final: bool, symbols_json: bytes = b"{}") -> Call:
+    """The owner's renewal fused with its health, per-symbol and fullon process records.
+    -> False when fenced."""
     ks = (keys.lease(ns, exchange), keys.fence(ns, exchange), keys.health(ns, exchange),
-          keys.process_data(process_id), keys.process_active(), keys.PROCESS_COMPONENTS, keys.fenced(ns))
+          keys.process_data(process_id), keys.process_active(), keys.PROCESS_COMPONENTS, keys.fenced(ns),
+          keys.symbols(ns, exchange))
     return Call((REPORT, len(ks), *ks, value, token(value), ttl_ms, health_json, health_px, process_json,
-                 keys.PROCESS_DATA_TTL, process_id, now_iso, exchange, "1" if final else "0"),
+                 keys.PROCESS_DATA_TTL, process_id, now_iso, exchange, "1" if final else "0", symbols_json),
                 lambda out: bool(int(out)))
 
 

@@ -20,7 +20,8 @@ from fullon_ticker_service.config import Settings
 PREFIX = "fullon_ticker"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Every status word a row can carry (status.rows); one gauge series per word, 1 for the current one.
-STATUS_WORDS = ("starting", "running", "backoff", "stale", "stopping", "stopped", "failed")
+STATUS_WORDS = ("starting", "running", "degraded", "redis-error", "clock-skew", "no-data", "error", "backoff",
+                "stale", "stopping", "stopped", "failed", "standby", "unplaced")
 
 
 @dataclass
@@ -54,7 +55,7 @@ def render(supervisor: dict[str, Any] | None, records: dict[str, bytes | None], 
     live = bool(supervisor) and not (supervisor or {}).get("stopped")
     fam("redis_reachable", "gauge", "1 when the exporter could read Redis").add(1)
     fam("supervisor_up", "gauge", "1 when a supervisor publishes its state for this namespace").add(int(live))
-    up = fam("up", "gauge", "1 when the exchange's worker is running")
+    up = fam("up", "gauge", "1 when the exchange's worker is running: every symbol fresh in Redis")
     word = fam("status", "gauge", "1 for the exchange's current status word, 0 for the others")
     restarts = fam("restarts_total", "counter", "worker restarts by the supervisor")
     symbols = fam("symbols", "gauge", "symbols the exchange's worker collects")
@@ -69,7 +70,15 @@ def render(supervisor: dict[str, Any] | None, records: dict[str, bytes | None], 
     older = fam("older_in_redis_total", "counter", "ticks not written because Redis held a newer one")
     flush_s = fam("last_flush_seconds", "gauge", "duration of the writer's last flush")
     pending = fam("pending", "gauge", "ticks waiting for the next flush")
-    age = fam("last_tick_age_seconds", "gauge", "seconds since the worker accepted its last ticker")
+    age = fam("last_tick_age_seconds", "gauge", "seconds since the worker received its last ticker")
+    write_age = fam("last_write_age_seconds", "gauge", "seconds since Redis accepted the worker's last value")
+    fresh = fam("symbols_fresh", "gauge", "symbols whose last value Redis accepted within symbol_stale_after")
+    never = fam("symbols_never_written", "gauge", "symbols with no value written since the worker started")
+    frozen = fam("symbols_frozen", "gauge", "symbols Redis refuses: it holds a ticker_time in the future")
+    write_error = fam("redis_write_error", "gauge", "1 while the worker's flushes fail, by error kind "
+                      "(OOM, READONLY, NOAUTH, timeout, connection...)")
+    offset = fam("clock_offset_seconds", "gauge", "median of exchange time minus arrival time (exchange clock "
+                 "offset plus latency)")
     record_age = fam("health_record_age_seconds", "gauge", "seconds since the worker last wrote its health record")
     redis_up = fam("worker_redis_up", "gauge", "1 when the worker's last Redis write succeeded")
     uptime = fam("uptime_seconds", "gauge", "seconds since the worker started")
@@ -100,6 +109,16 @@ def render(supervisor: dict[str, Any] | None, records: dict[str, bytes | None], 
         flush_s.add(None if not isinstance(ms, int | float) else ms / 1000.0, exchange=ex)
         pending.add(_int(raw.get("pending")), exchange=ex)
         age.add(None if rec.last_tick_age_s is None else round(rec.last_tick_age_s, 3), exchange=ex)
+        write_age.add(None if rec.write_age_s is None else round(rec.write_age_s, 3), exchange=ex)
+        if rec.coverage:
+            fresh.add(rec.coverage[0], exchange=ex)
+        never.add(_int(raw.get("never_written_count")), exchange=ex)
+        frozen.add(_int(raw.get("frozen_count")), exchange=ex)
+        kind = str(raw.get("redis_write") or "ok")
+        if kind != "ok":
+            write_error.add(1, exchange=ex, kind=kind)
+        co = raw.get("clock_offset_s")
+        offset.add(co if isinstance(co, int | float) else None, exchange=ex)
         record_age.add(round(max(0.0, now - rec.updated_at), 3), exchange=ex)
         redis_up.add(int(rec.redis == "up"), exchange=ex)
         uptime.add(round(rec.uptime_s, 3), exchange=ex)

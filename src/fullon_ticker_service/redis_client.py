@@ -7,6 +7,7 @@ the caller's next attempt asks Sentinel for the current master.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import redis as redis_sync
@@ -52,3 +53,39 @@ def make_sync_redis(settings: RedisSettings, *, socket_timeout: float = 2.0) -> 
         sentinel = SyncSentinel(sentinel_addresses(settings), socket_connect_timeout=1.0, socket_timeout=1.0)
         return sentinel.master_for(settings.sentinel_service, **opts, **_auth(settings))
     return redis_sync.Redis.from_url(settings.dsn(), **opts)
+
+
+# What a failed Redis call means, for health records, `ps` and log lines (pure).
+REFUSES_WRITES = ("OOM", "READONLY", "NOAUTH", "NOPERM")  # Redis answers, but will not take our writes
+
+
+def error_kind(exc: BaseException) -> str:
+    """OOM, READONLY (a replica, e.g. after a failover), NOAUTH, NOPERM, timeout, connection, or the
+    exception's class name."""
+    from redis import exceptions as rx
+
+    found = re.search(r"\b(OOM|READONLY|NOAUTH|NOPERM)\b", str(exc))  # also inside a script's error
+    if found:
+        return found.group(1)
+    if isinstance(exc, rx.OutOfMemoryError):
+        return "OOM"
+    if isinstance(exc, rx.ReadOnlyError):
+        return "READONLY"
+    if isinstance(exc, rx.AuthenticationError | rx.AuthorizationError):
+        return "NOAUTH"
+    if isinstance(exc, rx.NoPermissionError):
+        return "NOPERM"
+    if isinstance(exc, rx.TimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, rx.ConnectionError | ConnectionError | OSError):
+        return "connection"
+    return type(exc).__name__
+
+
+def error_text(exc: BaseException) -> str:
+    """Redis's own words for a failure, on one line: without redis-py's pipeline wrapper ("Command # 1
+    (EVALSHA ...) of pipeline caused error: ...") and the script location Redis appends."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^Command # \d+ \(.*?\) of pipeline caused error: ", "", text)
+    text = re.sub(r"\s*script: [0-9a-f]{40}, on @user_script:\d+\.?$", "", text)
+    return text[:200]

@@ -32,8 +32,9 @@ def r(server):
 
 def flush(r: redis.Redis, value: str, sym: str = "A", t: float = 100.0, ttl: int = 5000) -> int:
     ks = [keys.lease(NS, "x"), keys.fence(NS, "x"), keys.fenced(NS), keys.tickers("x"), keys.ticker_time("x", sym)]
-    return int(r.eval(WRITE_NEWER, len(ks), *ks, value, lease.token(value), ttl, "x", keys.flush_audit(NS),
-                      sym, repr(t), orjson.dumps({"t": t}), keys.ticker_updates("x", sym)))
+    out = r.eval(WRITE_NEWER, len(ks), *ks, value, lease.token(value), ttl, "x", keys.flush_audit(NS),
+                 sym, repr(t), orjson.dumps({"t": t}), keys.ticker_updates("x", sym))
+    return out if isinstance(out, int) else int(out[0])  # -1 fenced, else {written, refused...}
 
 
 def test_acquire_release_and_tokens_only_grow(r):

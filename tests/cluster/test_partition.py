@@ -46,8 +46,10 @@ async def test_partitioned_host_loses_its_exchanges_and_its_late_writes_are_refu
         assert held > 0 and refused >= 1, (held, refused)  # its writes did arrive late, and were refused
         assert watch.regressions() == []
         assert cut.proc.poll() is None  # q2's supervisor rode it out, and said what happened
-        said = [line for line in cut.text().splitlines() if "Redis unreachable" in line or "Redis reachable" in line]
-        assert len(said) == 2 and "ERROR" in said[0] and "reachable again" in said[1], said
+        said = [line for line in cut.text().splitlines() if "supervisor" in line and
+                ("Redis failing" in line or "Redis working again" in line)]
+        assert len(said) == 2 and "ERROR" in said[0] and "Redis unreachable" in said[0], said
+        assert "working again" in said[1], said
         for n, (h, tok) in back.items():
             if h == "q2":
                 assert tok > theirs.get(n, 0)

@@ -110,7 +110,10 @@ class Advancing:
     async def _sample(self) -> None:
         start = time.monotonic()
         self._moved_at = {ex: start for ex in self.exchanges}
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():  # redis-py can swallow a cancellation mid-command
+                raise asyncio.CancelledError
             now = time.monotonic()
             for ex, symbols in self.exchanges.items():
                 times = await ticker_times(self.redis, ex, symbols)
@@ -130,8 +133,8 @@ class Advancing:
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(self._task, 5)
         now = time.monotonic()
         for ex in self.exchanges:
             self.max_gap[ex] = max(self.max_gap[ex], now - self._moved_at.get(ex, now))

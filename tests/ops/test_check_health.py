@@ -114,10 +114,10 @@ async def test_status_words_from_records_built_by_the_real_builders(redis_db, tm
         sup.cluster.close()
     await redis_db.set(keys.supervisor_state(NAMESPACE, state["host_id"]), orjson.dumps(state))
     starter_w = Worker(WorkerSpec("starter", ("BTC/USDT",), s))
-    starter = starter_w.reporter.record(starter_w.status)
+    starter = starter_w.reporter.record()
     silent_w = Worker(WorkerSpec("silent", ("BTC/USDT",), s))
-    silent_w.phase = health.RUNNING
-    silent = {**silent_w.reporter.record(silent_w.status), "updated_at": time.time() - 30.0}  # not refreshed for 6 intervals
+    silent = {**silent_w.reporter.record(health.RUNNING), "last_write_age_s": 0.5,
+              "updated_at": time.time() - 30.0}  # not refreshed for 6 intervals
     await redis_db.set(keys.health(NAMESPACE, "starter"), orjson.dumps(starter))
     await redis_db.set(keys.health(NAMESPACE, "silent"), orjson.dumps(silent))
 
@@ -126,8 +126,8 @@ async def test_status_words_from_records_built_by_the_real_builders(redis_db, tm
     assert code == CRITICAL, out
     assert lines[0].startswith("TICKER CRITICAL - 0/3 exchanges running, 1 critical, 2 warning; supervisor pid "), out
     assert lines[1] == "CRITICAL: parked failed; last error: boom", out
-    assert re.match(r"WARNING: silent stale, last tick 3\d\.\ds ago, 1 symbols", lines[2]), out
-    assert lines[3].startswith("WARNING: starter starting, last tick 0."), out
+    assert re.match(r"WARNING: silent stale, last write 3\d\.\ds ago, 1 symbols", lines[2]), out
+    assert lines[3] == "WARNING: starter starting", out  # nothing written yet: no age to judge
 
     await redis_db.delete(keys.health(NAMESPACE, "parked"))
     state["exchanges"].pop("parked")
@@ -136,7 +136,7 @@ async def test_status_words_from_records_built_by_the_real_builders(redis_db, tm
     assert code == WARNING and out.startswith("TICKER WARNING - 0/2 exchanges running, 2 warning"), out
     code, out = await acheck_health(cfg, "--warn-age", "10", "--crit-age", "20")  # the silent one's age: 30 s
     assert code == CRITICAL, out
-    assert re.search(r"\nCRITICAL: silent stale, last tick 3\d\.\ds ago, .*\(critical above 20s\)\n", out), out
+    assert re.search(r"\nCRITICAL: silent stale, last write 3\d\.\ds ago, .*\(critical above 20s\)\n", out), out
 
 
 async def test_unknown_when_redis_is_unreachable_or_usage_is_wrong(tmp_path):

@@ -46,6 +46,7 @@ class FakeChild:
     stopping_since: float | None = None
     last_beat: float | None = None
     reported: str = ""
+    status: str = ""
     error: str = ""
     exitcode: int | None = None  # None = alive
     ignores_sigterm: bool = False  # a wedged loop, SIGSTOP
@@ -82,8 +83,9 @@ class FakeChild:
         self.sent.append(message)
 
     def receive(self, now: float) -> None:
-        for status, error in self._said:
-            self.last_beat, self.reported, self.error = now, status, error
+        for status, error in self._said:  # a worker that says "error" has started and runs, failing
+            phase = "running" if status in ("running", "error") else status
+            self.last_beat, self.reported, self.status, self.error = now, phase, status, error
         self._said.clear()
 
     def fileno(self) -> int | None:

@@ -37,7 +37,7 @@ async def test_up_collects_all_and_kill9_worker_comes_back(sim, redis_db, procs,
     rows = await eventually(lambda: running(cfg, ("binance", "okx", "bybit")), 40, 0.3, "3 running workers")
     for name in ("binance", "okx", "bybit"):
         assert await redis_db.hlen(f"tickers:{name}") == 8
-    assert health(cfg) == (0, "ok: 3 exchanges running\n")
+    assert health(cfg) == (0, "ok: 3 exchanges running, every symbol fresh\n")
     victim = rows["binance"]["pid"]
     okx_sym = sim.symbols("okx")[0]
     before = await ticker_time(redis_db, "okx", okx_sym)

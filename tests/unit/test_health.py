@@ -130,7 +130,8 @@ def test_process_id() -> None:
 
 @pytest.mark.parametrize(("status", "fullon"), [
     ("starting", "starting"), ("running", "running"), ("error", "error"), ("stopping", "running"),
-    ("stopped", "stopped"),
+    ("stopped", "stopped"), ("degraded", "running"), ("redis-error", "error"), ("clock-skew", "error"),
+    ("no-data", "error"),
 ])
 def test_process_record(status: str, fullon: str) -> None:
     """process_record has fullon's ProcessCache fields, its status words and UTC ISO times."""
@@ -140,7 +141,7 @@ def test_process_record(status: str, fullon: str) -> None:
         "process_id": "tick:okx:1.0", "process_type": "tick", "component": "okx", "params": {"symbols": 20},
         "status": fullon, "message": "collecting 20 symbols",
         "created_at": "2025-11-21T04:23:20+00:00", "updated_at": "2025-11-21T04:40:00+00:00",
-        "heartbeat": "2025-11-21T04:40:00+00:00",
+        "heartbeat": "2025-11-21T04:40:00+00:00", "last_seen": NOW,
     }
 
 
@@ -148,3 +149,36 @@ def test_process_record_rejects_reader_only_status() -> None:
     """Reader-side words (stale, absent) are not worker statuses and cannot be written to fullon."""
     with pytest.raises(KeyError):
         health.process_record("p", "okx", "stale", "", NOW, NOW, {})
+
+
+# --- judge: running means fresh values are reaching Redis -----------------------------------------
+def _f(**kw: Any) -> health.Freshness:
+    base = {"wanted": 14, "fresh": 14, "missing_past_grace": 0, "written_ever": 14, "in_grace": False}
+    return health.Freshness(**{**base, **kw})
+
+
+@pytest.mark.parametrize(("phase", "f", "want"), [
+    ("running", _f(), ("running", "14/14 symbols")),
+    ("starting", _f(fresh=0, written_ever=0), ("starting", "")),
+    ("stopping", _f(), ("stopping", "")),
+    # coverage: one symbol not written for symbol_stale_after, or never
+    ("running", _f(fresh=13, missing_past_grace=1), ("degraded", "13/14 symbols")),
+    ("running", _f(fresh=13, in_grace=True), ("starting", "13/14 symbols")),  # the newest still in grace
+    # nothing written at all, past the grace: no data (a never-ticked worker)
+    ("running", _f(fresh=0, written_ever=0, missing_past_grace=14), ("no-data", "no value written yet")),
+    ("running", _f(fresh=0, written_ever=0, in_grace=True), ("starting", "0/14 symbols")),
+    # Redis refuses writes: before everything else
+    ("running", _f(fresh=0, missing_past_grace=14, write_error="OOM"), ("redis-error", "OOM")),
+    ("running", _f(write_error="READONLY"), ("redis-error", "READONLY")),
+    # the exchange's clock: ahead beyond max_skew (its ticks are rejected), behind beyond max_behind
+    ("running", _f(fresh=0, written_ever=0, missing_past_grace=14, clock_offset=3600.0),
+     ("clock-skew", "+3600s")),  # the cause, not the symptom
+    ("running", _f(fresh=0, missing_past_grace=14, clock_offset=3600.0), ("clock-skew", "+3600s")),
+    ("running", _f(clock_offset=-3600.0), ("clock-skew", "-3600s")),
+    ("running", _f(clock_offset=9.0), ("running", "14/14 symbols")),
+    ("running", _f(clock_offset=-59.0), ("running", "14/14 symbols")),
+    # reconnects failing
+    ("running", _f(failing="3 failed reconnects: NetworkError"), ("error", "3 failed reconnects: NetworkError")),
+])
+def test_judge(phase: str, f: health.Freshness, want: tuple[str, str]) -> None:
+    assert health.judge(phase, f, max_skew=10.0, max_behind=60.0) == want

@@ -12,12 +12,13 @@ from fullon_ticker_service import status
 NOW = 1_763_700_000.0
 INTERVAL = 5.0
 REQUIRED_KEYS = {"exchange", "pid", "status", "restarts", "uptime_s", "symbols", "ticks", "ticks_per_s",
-                 "last_tick_age_s", "last_error"}
+                 "last_tick_age_s", "last_error", "cover", "write_age_s", "detail", "last_error_age_s"}
 
 
 def _health(**fields: Any) -> bytes:
-    doc = {"status": "running", "pid": 111, "host": "w1", "started_at": NOW - 600.0, "updated_at": NOW - 2.0,
-           "symbols": 20, "ticks": 9000, "ticks_per_s": 15.0, "last_tick_age_s": 0.5, "last_error": ""}
+    doc = {"status": "running", "status_detail": "20/20 symbols", "pid": 111, "host": "w1", "started_at": NOW - 600.0,
+           "updated_at": NOW - 2.0, "symbols": 20, "ticks": 9000, "ticks_per_s": 15.0, "last_tick_age_s": 0.5,
+           "last_write_age_s": 0.5, "coverage": [20, 20], "last_error": ""}
     doc.update(fields)
     return orjson.dumps(doc)
 
@@ -35,16 +36,18 @@ def test_running_row_merges_supervisor_and_health() -> None:
     """A running worker's row takes counters from its health record and restarts from the supervisor."""
     row = _row(_sup({"binance": {"status": "running", "pid": 111, "restarts": 2}}),
                {"binance": _health(last_tick_age_s=0.50049)}, "binance")
-    assert row == {
-        "exchange": "binance", "pid": 111, "status": "running", "restarts": 2, "uptime_s": 600.0, "symbols": 20,
-        "ticks": 9000, "ticks_per_s": 15.0, "last_tick_age_s": 2.5, "last_error": "", "host": "w1",
-        "token": None, "standby": "",
+    assert status.public([row])[0] == {
+        "exchange": "binance", "pid": 111, "status": "running", "detail": "20/20 symbols", "restarts": 2,
+        "uptime_s": 600.0, "symbols": 20, "cover": [20, 20], "write_age_s": 2.5, "ticks": 9000, "ticks_per_s": 15.0,
+        "last_tick_age_s": 2.5, "last_error": "", "last_error_age_s": None, "host": "w1", "token": None,
+        "standby": "",
     }
 
 
 def test_row_keys() -> None:
     """Every row has exactly the documented columns, including all fields the JSON output promises."""
-    table = status.rows(_sup({"okx": {"status": "backoff"}}), {"binance": _health(), "okx": None}, NOW, INTERVAL)
+    table = status.public(status.rows(_sup({"okx": {"status": "backoff"}}), {"binance": _health(), "okx": None},
+                                      NOW, INTERVAL))
     for row in table:
         assert set(row) == set(status.COLUMNS)
         assert REQUIRED_KEYS <= set(row)
@@ -61,12 +64,15 @@ def test_supervisor_state_overrides_worker_status(sup_status: str) -> None:
     assert row["last_error"] == "exit code 1"
 
 
-def test_worker_error_shows_as_stale() -> None:
-    """A worker reporting `error` (running but no data) is shown as `stale`, with its error."""
+@pytest.mark.parametrize(("word", "detail"), [("error", "3 failed reconnects"), ("degraded", "13/14 symbols"),
+                                              ("redis-error", "OOM"), ("clock-skew", "+3600s"), ("no-data", "")])
+def test_the_workers_judgement_is_the_row_status(word: str, detail: str) -> None:
+    """The worker's judged status and its detail are shown as they are (a failing worker used to be
+    shown as `stale`, hiding why)."""
     row = _row(_sup({"kraken": {"status": "running"}}),
-               {"kraken": _health(status="error", last_error="3 reconnects failed")}, "kraken")
-    assert row["status"] == "stale"
-    assert row["last_error"] == "3 reconnects failed"
+               {"kraken": _health(status=word, status_detail=detail, last_error="boom", last_error_at=NOW - 30)},
+               "kraken")
+    assert (row["status"], row["detail"], row["last_error"], row["last_error_age_s"]) == (word, detail, "boom", 30.0)
 
 
 def test_old_record_shows_as_stale() -> None:
@@ -126,11 +132,11 @@ def test_stopped_record_pid_comes_from_supervisor() -> None:
 
 def _healthy_table() -> list[dict[str, Any]]:
     return status.rows(_sup({"binance": {"status": "running"}, "okx": {"status": "running"}}),
-                       {"binance": _health(), "okx": _health(last_tick_age_s=1.0)}, NOW, INTERVAL)
+                       {"binance": _health(), "okx": _health(last_write_age_s=1.0)}, NOW, INTERVAL)
 
 
 def test_problems_empty_when_healthy() -> None:
-    """A live supervisor with every exchange running and ticking recently has no problems."""
+    """A live supervisor with every exchange running and writing recently has no problems."""
     table = _healthy_table()
     assert status.problems(table, _sup({}), max_age=30.0) == []
 
@@ -147,68 +153,104 @@ def test_problems_nothing_collected() -> None:
     assert status.problems([], _sup({}), max_age=30.0) == ["no exchange is being collected"]
 
 
-def test_problems_non_running_and_old_ticks() -> None:
-    """Each non-running exchange and each running one with a too-old last tick is listed, in order."""
+def test_problems_non_running_and_old_writes() -> None:
+    """Each non-running exchange and each running one whose last write is too old is listed, in order."""
     sup = _sup({"binance": {"status": "backoff", "last_error": "exit code 1"}, "bybit": {"status": "failed"},
                 "kraken": {"status": "running"}, "coinbase": {"status": "running"}})
-    records = {"binance": _health(), "bybit": None, "kraken": _health(last_tick_age_s=40.0),
-               "coinbase": _health(last_tick_age_s=1.0)}
+    records = {"binance": _health(), "bybit": None, "kraken": _health(last_write_age_s=40.0),
+               "coinbase": _health(last_write_age_s=1.0)}
     table = status.rows(sup, records, NOW, INTERVAL)
     assert status.problems(table, sup, max_age=30.0) == [
         "binance: backoff: exit code 1",
         "bybit: failed",
-        "kraken: last tick 42.0s ago (limit 30s)",
+        "kraken: last value written 42.0s ago (limit 30s)",
     ]
 
 
-def test_problems_no_tick_yet_is_listed() -> None:
-    """A running exchange that has not received any tick yet is a problem."""
-    row = {"exchange": "okx", "status": "running", "last_tick_age_s": None, "last_error": ""}
-    issues = status.problems([row], _sup({}), max_age=30.0)
-    assert len(issues) == 1 and issues[0].startswith("okx: ")
-
-
-def test_problems_no_tick_yet_message() -> None:
-    """The problem line for an exchange without any tick says so in words, not as `Nones ago`."""
-    row = {"exchange": "okx", "status": "running", "last_tick_age_s": None, "last_error": ""}
-    (issue,) = status.problems([row], _sup({}), max_age=30.0)
-    assert "None" not in issue
+def test_problems_no_write_yet_is_said_in_words() -> None:
+    """A running exchange that has not written anything yet is a problem, said in words."""
+    table = status.rows(_sup({}), {"okx": _health(last_write_age_s=None)}, NOW, INTERVAL)
+    (issue,) = status.problems(table, _sup({}), max_age=30.0)
+    assert issue == "okx: no value written yet"
 
 
 def test_problems_age_limit_is_exclusive() -> None:
-    """A last tick exactly max_age old is still healthy; a bit older is a problem."""
-    row = {"exchange": "okx", "status": "running", "last_tick_age_s": 30.0, "last_error": ""}
-    assert status.problems([row], _sup({}), max_age=30.0) == []
-    assert status.problems([{**row, "last_tick_age_s": 30.001}], _sup({}), max_age=30.0) == [
-        "okx: last tick 30.001s ago (limit 30s)"]
+    """A last write exactly max_age old is still healthy; a bit older is a problem."""
+    table = status.rows(_sup({}), {"okx": _health(last_write_age_s=28.0)}, NOW, INTERVAL)  # +2 s record age
+    assert status.problems(table, _sup({}), max_age=30.0) == []
+    table = status.rows(_sup({}), {"okx": _health(last_write_age_s=28.001)}, NOW, INTERVAL)
+    assert status.problems(table, _sup({}), max_age=30.0) == ["okx: last value written 30.0s ago (limit 30s)"]
+
+
+@pytest.mark.parametrize(("fields", "line"), [
+    ({"status": "degraded", "status_detail": "13/14 symbols", "coverage": [13, 14], "symbol_stale_after": 300,
+      "stale_symbols": [["ETH/USDT", 312.4]], "stale_count": 1},
+     "okx: degraded, 13/14 symbols fresh; not written for more than 300s: ETH/USDT"),
+    ({"status": "degraded", "status_detail": "7/14 symbols", "coverage": [7, 14], "never_written_count": 7,
+      "never_written": ["A/USDT", "B/USDT", "C/USDT", "D/USDT", "E/USDT", "F/USDT", "G/USDT"]},
+     "okx: degraded, 7/14 symbols fresh; never written: A/USDT, B/USDT, C/USDT, D/USDT, E/USDT (+2 more)"),
+    ({"status": "redis-error", "status_detail": "OOM", "redis_write_error": "OOM command not allowed",
+      "last_write_age_s": 40.0},
+     "okx: Redis refuses our writes (OOM: OOM command not allowed); values in Redis are 42s old"),
+    ({"status": "clock-skew", "status_detail": "+3600s", "clock_offset_s": 3600.2},
+     "okx: clock-skew +3600s: the exchange's timestamps run 3600s ahead of this host, so its ticks are rejected "
+     "as from the future (max_skew); check this host's clock (NTP)"),
+    ({"status": "no-data", "last_tick_age_s": None, "last_write_age_s": None},
+     "okx: no-data: nothing written since the start 600s ago (no tick received yet)"),
+])
+def test_problems_name_the_symbols_and_the_cause(fields: dict[str, Any], line: str) -> None:
+    table = status.rows(_sup({}), {"okx": _health(**fields)}, NOW, INTERVAL)
+    assert status.problems(table, _sup({}), max_age=60.0) == [line]
+
+
+def test_coverage_threshold() -> None:
+    """--min-coverage: a degraded exchange above the threshold passes."""
+    table = status.rows(_sup({}), {"okx": _health(status="degraded", coverage=[19, 20], stale_count=1,
+                                                  stale_symbols=[["X/USDT", 400.0]])}, NOW, INTERVAL)
+    assert status.problems(table, _sup({}), 60.0, min_coverage=0.9) == []
+    assert len(status.problems(table, _sup({}), 60.0, min_coverage=1.0)) == 1
+
+
+def test_a_redis_refusing_writes_is_named_instead_of_a_missing_supervisor() -> None:
+    issues = status.problems([], None, 60.0, redis_problem="OOM: used_memory 1.0 MiB >= maxmemory 1.0 MiB")
+    assert issues[:2] == ["Redis refuses writes: OOM: used_memory 1.0 MiB >= maxmemory 1.0 MiB",
+                          "no supervisor state in Redis (it cannot be written: see above)"]
+
+
+def test_frozen_symbols_are_named_with_the_time_redis_holds() -> None:
+    future = NOW + 3600
+    table = status.rows(_sup({}), {"okx": _health(frozen=[["BTC/USDT", future]], frozen_count=1)}, NOW, INTERVAL)
+    (line,) = status.problems(table, _sup({}), 60.0)
+    assert line.startswith("okx: BTC/USDT frozen: Redis holds a ticker_time ") and f"({future})" in line
 
 
 # --- table_text ------------------------------------------------------------------------------
 
 def test_table_text_header_and_rows() -> None:
-    """table_text prints a header and one aligned line per row with formatted durations and ages."""
+    """table_text prints a header and one aligned line per row: status (with its detail where the
+    coverage column does not say it), coverage, write age, the last error with its age."""
     table = [
-        {"exchange": "binance", "pid": 111, "status": "running", "restarts": 0, "uptime_s": 3725.0, "symbols": 20,
-         "ticks": 9000, "ticks_per_s": 15.04, "last_tick_age_s": 0.25, "last_error": "", "host": "h", "token": 7},
-        {"exchange": "okx", "pid": None, "status": "failed", "restarts": 6, "uptime_s": 59.0, "symbols": 0,
-         "ticks": 0, "ticks_per_s": 0.0, "last_tick_age_s": None, "last_error": "x" * 80, "host": "h2",
-         "token": None},
+        {"exchange": "binance", "pid": 111, "status": "running", "detail": "20/20 symbols", "restarts": 0,
+         "uptime_s": 3725.0, "cover": [20, 20], "write_age_s": 0.25, "ticks_per_s": 15.04, "last_error": "",
+         "last_error_age_s": None, "host": "h", "token": 7},
+        {"exchange": "okx", "pid": 5, "status": "redis-error", "detail": "OOM", "restarts": 0, "uptime_s": 59.0,
+         "cover": [0, 14], "write_age_s": 31.0, "ticks_per_s": 50.0, "last_error": "x" * 80,
+         "last_error_age_s": 95.0, "host": "h2", "token": None},
     ]
     lines = status.table_text(table).splitlines()
     assert len(lines) == 3
-    assert lines[0].split() == ["EXCHANGE", "HOST", "TOKEN", "PID", "STATUS", "RESTARTS", "UPTIME", "SYMBOLS",
-                                "TICKS", "TICKS/S", "AGE", "LAST", "ERROR"]
-    assert lines[1].split() == ["binance", "h", "7", "111", "running", "0", "1h02m", "20", "9000", "15.0", "0.2s"]
-    assert lines[2].split() == ["okx", "h2", "-", "-", "failed", "6", "0m59s", "0", "0", "0.0", "-", "x" * 60]
-    assert lines[1].index("running") == lines[0].index("STATUS") == lines[2].index("failed")
+    assert lines[0].split() == ["EXCHANGE", "HOST", "TOKEN", "PID", "STATUS", "COVER", "WRITE", "AGE", "RESTARTS",
+                                "UPTIME", "TICKS/S", "LAST", "ERROR"]
+    assert lines[1].split() == ["binance", "h", "7", "111", "running", "20/20", "0.2s", "0", "1h02m", "15.0"]
+    assert lines[2].split() == ["okx", "h2", "-", "5", "redis-error", "OOM", "0/14", "31.0s", "0", "0m59s", "50.0",
+                                "(1m35s", "ago)", "x" * 60]
+    assert lines[1].index("running") == lines[0].index("STATUS") == lines[2].index("redis-error")
 
 
 def test_table_text_empty() -> None:
     """With no rows, only the header line is printed."""
     text = status.table_text([])
     assert len(text.splitlines()) == 1
-    assert text.split() == ["EXCHANGE", "HOST", "TOKEN", "PID", "STATUS", "RESTARTS", "UPTIME", "SYMBOLS", "TICKS",
-                            "TICKS/S", "AGE", "LAST", "ERROR"]
 
 
 # --- merge: every host's supervisor state into one view ------------------------------------------

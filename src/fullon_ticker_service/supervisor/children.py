@@ -27,7 +27,8 @@ class Child(Protocol):
     started_at: float  # monotonic
     stopping_since: float | None  # monotonic time a stop was asked for
     last_beat: float | None  # monotonic time of the last message from the worker
-    reported: str  # the status the worker last reported ("" = nothing yet)
+    reported: str  # the phase the worker last reported: starting, running... ("" = nothing yet)
+    status: str  # its judged status (running, degraded, redis-error...)
     error: str  # the worker's last reported error
 
     def alive(self) -> bool: ...
@@ -70,6 +71,7 @@ class WorkerProcess:
         self.eof = False
         self.last_beat: float | None = None
         self.reported = ""
+        self.status = ""
         self.error = ""
 
     def alive(self) -> bool:
@@ -105,7 +107,8 @@ class WorkerProcess:
                 msg = self.conn.recv()
                 if isinstance(msg, dict):
                     self.last_beat = now
-                    self.reported = str(msg.get("status") or self.reported)
+                    self.reported = str(msg.get("phase") or self.reported)
+                    self.status = str(msg.get("status") or self.status)
                     self.error = str(msg.get("error") or "")
         except (EOFError, OSError, ValueError):
             pass  # the worker is gone or going: `reap` tells

@@ -1,9 +1,10 @@
 """This host among the others, through Redis: membership, lease holders, capacities, acquiring and
 releasing leases, the Redis-outage marker, and the state `tickerctl ps` reads.
 
-Every call here is a short blocking Redis round trip (lease.py's scripts); a failure marks Redis
-unreachable (said once, and once more when it answers again) and the caller carries on with the
-view it had.
+Every call here is a short blocking Redis round trip (lease.py's scripts); a failure (unreachable,
+or answering but refusing writes: OOM, READONLY) is said once with its kind, summarised while it
+lasts, and said once more when Redis has worked for a second again (outage.py: no flapping lines);
+the caller carries on with the view it had.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from loguru import logger
 
 from fullon_ticker_service import health, keys, lease
 from fullon_ticker_service.config import Settings
-from fullon_ticker_service.redis_client import make_sync_redis
+from fullon_ticker_service.outage import Outage
+from fullon_ticker_service.redis_client import REFUSES_WRITES, error_kind, error_text, make_sync_redis
 from fullon_ticker_service.supervisor.pidlock import AlreadyRunning, host_id, pid_alive
 
 HANDOVER_POLL = 0.01  # how often a lease our standby waits for is looked at (one MGET)
@@ -41,8 +43,7 @@ class Cluster:
         self.live_hosts: dict[str, dict[str, Any]] = {}  # host id -> its record, from the last beat
         self.owners: dict[str, str] = {}  # exchange -> lease value, read every tick
         self.ok = False  # this tick's view of hosts and leases is current
-        self.down_at: float | None = None  # monotonic, while Redis is unreachable
-        self.ok_since = time.monotonic()  # heartbeat ages count from here after an outage
+        self.outage = Outage("Redis", settle=1.0)
 
     def _record(self) -> dict[str, Any]:
         return {"instance": self.instance, "hostname": self.host, "pid": os.getpid(),
@@ -84,21 +85,21 @@ class Cluster:
         except (redis_sync.RedisError, OSError) as exc:
             self.unreachable(exc)
             return None
-        if self.down_at is not None:  # back (maybe empty): nobody is judged on the outage
-            self.log.info(f"Redis reachable again after {time.monotonic() - self.down_at:.1f}s")
-            self.down_at = None
-            self.ok_since = time.monotonic()
+        if self.outage.active and (line := self.outage.succeeded(time.monotonic())):
+            self.log.info(line)
         if not ok:
             return False
         self.live_hosts, self.owners, self.ok = found, owners, True
         return True
 
     def unreachable(self, exc: BaseException) -> None:
-        if self.down_at is None:  # one line when it starts, one when it ends (heartbeat)
-            self.down_at = time.monotonic()
-            self.log.error(f"Redis unreachable ({one_line(exc)}); workers keep collecting, but our "
-                           f"leases lapse after {self.settings.cluster.lease_ttl:g}s without renewal and "
-                           f"other hosts may then take our exchanges over")
+        kind = error_kind(exc)
+        line = self.outage.failed(kind, error_text(exc), time.monotonic())
+        if line:
+            what = "refuses writes" if kind in REFUSES_WRITES else "unreachable"
+            self.log.error(f"{line}: Redis {what}; workers keep collecting, but our leases lapse after "
+                           f"{self.settings.cluster.lease_ttl:g}s without renewal and other hosts may then "
+                           f"take our exchanges over")
 
     def capacities(self) -> dict[str, int]:
         out = {h: int(rec.get("capacity") or 0) for h, rec in self.live_hosts.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,10 +94,13 @@ class Fleet:
             if proc is None:
                 continue
             proc.receive(now)
-            if proc.reported in (health.RUNNING, health.ERROR) and slot.status in (Status.STARTING, Status.STANDBY):
+            if proc.reported == health.RUNNING and slot.status in (Status.STARTING, Status.STANDBY):
                 slot.set(Status.RUNNING if slot.lease else Status.STANDBY, "the worker runs")
-            if proc.reported == health.ERROR and proc.error:
-                slot.last_error = proc.error
+            if proc.error and proc.status not in ("", health.STARTING, health.RUNNING):
+                slot.error(proc.error, now)
+            elif (slot.last_error and proc.status == health.RUNNING and not proc.error
+                  and now - slot.error_at >= 10 * self.settings.service.health_interval):
+                slot.last_error = ""  # running cleanly for a while: the old error no longer says anything
 
     def reap(self) -> None:
         now = self.clock()
@@ -108,7 +112,7 @@ class Fleet:
             slot.proc = None
             if code == EXIT_FENCED:  # another worker holds the lease: re-evaluate now, no backoff
                 slot.lease = ""
-                slot.last_error = "lease lost to another writer; its writes were refused"
+                slot.error("lease lost to another writer; its writes were refused", now)
                 slot.set(Status.IDLE, "fenced")
                 self.log.warning(f"{slot.name}: worker exited: {slot.last_error}")
                 continue
@@ -119,7 +123,7 @@ class Fleet:
                     self.clean = False
                 self.log.info(f"{slot.name}: worker exited ({code})")
                 continue
-            slot.last_error = proc.error or _exit_reason(code)
+            slot.error(proc.error or _exit_reason(code), now)
             decision = after_exit(slot.restart, self.policy, code, now - proc.started_at, now)
             slot.set(Status(decision.status), decision.reason)
             if decision.start_at is not None:
@@ -160,7 +164,7 @@ class Fleet:
             else:
                 age, limit = now - proc.last_beat, self.policy.heartbeat_timeout
             if age > limit:
-                slot.last_error = f"no heartbeat for {age:.0f}s; killed"
+                slot.error(f"no heartbeat for {age:.0f}s; killed", now)
                 self.log.error(f"{slot.name}: {slot.last_error}")
                 proc.kill(now)
 
@@ -261,6 +265,7 @@ class Fleet:
         return {
             s.name: {"status": str(s.status), "pid": s.proc.pid if s.proc is not None else None,
                      "restarts": s.restarts, "symbols": len(s.symbols), "last_error": s.last_error,
+                     "last_error_at": round(time.time() - (now - s.error_at), 3) if s.last_error else None,
                      "host_id": self.host_id, "token": lease.token(s.lease) if s.lease else None,
                      "next_start_in": round(max(0.0, s.start_at - now), 2) if s.status == Status.BACKOFF else None}
             for s in self.slots.values()

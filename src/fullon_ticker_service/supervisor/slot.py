@@ -36,6 +36,7 @@ class Slot:
     restarts: int = 0
     restart: RestartState = field(default_factory=RestartState)
     last_error: str = ""
+    error_at: float = 0.0  # monotonic time of last_error
     lease: str = ""  # the lease value our worker writes under; '' = none (a standby, or not ours)
 
     def set(self, status: Status, why: str = "") -> None:
@@ -43,6 +44,9 @@ class Slot:
             logger.bind(component="supervisor").debug(
                 f"{self.name}: {self.status} -> {status}{f' ({why})' if why else ''}")
             self.status = status
+
+    def error(self, message: str, now: float) -> None:
+        self.last_error, self.error_at = message, now
 
     @property
     def alive(self) -> bool:

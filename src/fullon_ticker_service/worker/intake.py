@@ -12,8 +12,9 @@ The intake also owns the wanted-symbol set and what it knows of each symbol's fr
 
 from __future__ import annotations
 
+import statistics
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from loguru import logger
@@ -66,8 +67,13 @@ class Intake:
         self.quote_part: dict[str, Tick] = {}  # the latest accepted bid/ask quote per symbol
         self.last_seen: dict[str, float] = {}  # monotonic arrival per symbol (any ticker)
         self.last_any = time.monotonic()
+        self.first_tick_at: float | None = None  # monotonic, None: nothing arrived yet
+        self.added_at: dict[str, float] = {}  # epoch time each wanted symbol was added (its start grace)
         self.ticks = 0
         self.rejected: Counter[str] = Counter()
+        self.rejected_by_symbol: Counter[str] = Counter()
+        # exchange time - arrival time of recent exchange-stamped updates (accepted or not): the clock offset
+        self.offsets: deque[float] = deque(maxlen=256)
         self._unlogged: Counter[str] = Counter()
         self._last_reject_log = 0.0
         self._sinks: list[TickerSink] = []
@@ -93,9 +99,13 @@ class Intake:
         if symbol not in self.wanted:
             return
         self.last_seen[symbol] = mono
+        if self.first_tick_at is None:
+            self.first_tick_at = mono
         now = time.time()
         try:
             tick = normalise(self.name, ticker, now)
+            if tick["time_source"] == "exchange":
+                self.offsets.append(tick["time"] - now)
             reason = validate(tick, now, self.cfg.max_skew)
         except Exception:  # never let our code break ccxt's message handler
             reason, tick = MALFORMED, None
@@ -116,9 +126,13 @@ class Intake:
         if symbol not in self.wanted:
             return
         self.last_seen[symbol] = mono
+        if self.first_tick_at is None:
+            self.first_tick_at = mono
         now = time.time()
         try:
             q = quote(ticker, now)
+            if q["time_source"] == "exchange":
+                self.offsets.append(q["time"] - now)
             reason = validate_quote(q, now, self.cfg.max_skew)
         except Exception:  # never let our code break ccxt's message handler
             reason, q = MALFORMED, None
@@ -142,6 +156,7 @@ class Intake:
 
     def reject(self, symbol: str, reason: str) -> None:
         self.rejected[reason] += 1
+        self.rejected_by_symbol[symbol] += 1
         self._unlogged[reason] += 1
         mono = time.monotonic()
         if mono - self._last_reject_log >= REJECT_LOG_EVERY:
@@ -160,11 +175,14 @@ class Intake:
                 self.unknown.append(s)
         added, removed = listed - self.wanted, self.wanted - listed
         self.wanted = listed
-        now = time.monotonic()
+        now, epoch = time.monotonic(), time.time()
         for s in added:
             self.last_seen.setdefault(s, now)
+            self.added_at[s] = epoch
         for s in removed:
             self.last_seen.pop(s, None)
+            self.added_at.pop(s, None)
+            self.rejected_by_symbol.pop(s, None)
             self.tick_part.pop(s, None)
             self.quote_part.pop(s, None)
         return added, removed
@@ -174,9 +192,18 @@ class Intake:
         "bidask": [...], "none": [...]} (the health record's `streams`)."""
         out: dict[str, list[str]] = {"ticker+bidask": [], "ticker": [], "bidask": [], "none": []}
         for s in sorted(self.wanted):
-            t, q = s in self.tick_part, s in self.quote_part
-            out["ticker+bidask" if t and q else "ticker" if t else "bidask" if q else "none"].append(s)
+            out[self.streams_of(s) or "none"].append(s)
         return out
+
+    def clock_offset(self) -> float | None:
+        """Median of (exchange time - arrival time) over recent exchange-stamped updates: how far the
+        exchange's clock (plus its latency) is from ours. None with fewer than 5 samples."""
+        return round(statistics.median(self.offsets), 3) if len(self.offsets) >= 5 else None
+
+    def streams_of(self, symbol: str) -> str:
+        """Which streams have fed a symbol: "ticker+bidask", "ticker", "bidask" or ""."""
+        t, q = symbol in self.tick_part, symbol in self.quote_part
+        return "ticker+bidask" if t and q else "ticker" if t else "bidask" if q else ""
 
     def silent(self, now: float, limit: float) -> list[str]:
         """Wanted symbols that have not ticked for `limit` seconds (monotonic `now`)."""
@@ -186,5 +213,8 @@ class Intake:
         """The intake's part of the health record (monotonic `now`)."""
         ages = sorted(((now - self.last_seen.get(s, now), s) for s in self.wanted), reverse=True)
         return {"symbols": len(self.wanted), "unknown_symbols": self.unknown[:20], "ticks": self.ticks,
-                "rejected": dict(self.rejected), "last_tick_age_s": round(now - self.last_any, 3),
-                "stalest": [[s, round(a, 3)] for a, s in ages[:5]], "fed_by": self.fed_by()}
+                "rejected": dict(self.rejected),
+                # None until the first frame: "no tick received yet", not the age of the process
+                "last_tick_age_s": None if self.first_tick_at is None else round(now - self.last_any, 3),
+                "stalest": [[s, round(a, 3)] for a, s in ages[:5]], "fed_by": self.fed_by(),
+                "clock_offset_s": self.clock_offset()}

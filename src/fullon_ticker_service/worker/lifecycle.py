@@ -51,25 +51,34 @@ class Worker:
         self.intake = Intake(self.name, self.cfg, self.writer)
         self.exchange: Any = None
         self.subs: Subscriptions | None = None
-        self.link = Link(control, spec.parent_pid, lambda: (self.status, self.last_error))
-        self.reporter = Reporter(self.name, spec.settings, self.redis, self.lease, self.writer, self._parts,
-                                 lambda: self.status, lambda: self.last_error, self._lease_lost)
-        self.phase = health.STARTING  # starting -> running -> stopping; the only status we set
-        self.last_error = ""
+        self.link = Link(control, spec.parent_pid, lambda: (self.phase, self.status, self.last_error))
+        self.reporter = Reporter(self.name, spec.settings, self.cfg, self.redis, self.lease, self.writer, self.intake,
+                                 self._parts, lambda: self.phase, self._failing, self._lease_lost)
+        self.phase = health.STARTING  # starting -> running -> stopping -> stopped/error: the only one we set
         self.exit_code = EXIT_OK
         self._stop = asyncio.Event()
         self._early_symbols: set[str] | None = None  # a catalog change that came while starting
 
     @property
     def status(self) -> str:
-        """The reported status: the phase, or `error` while reconnects keep failing."""
-        if self.phase == health.RUNNING and self.subs is not None and self.subs.failing:
-            return health.ERROR
-        return self.phase
+        """The reported status: the phase, or while running what the last report judged (health.judge)."""
+        return self.reporter.judged[0] if self.phase == health.RUNNING else self.phase
+
+    @property
+    def last_error(self) -> str:
+        return self.reporter.last_error
 
     def note_error(self, message: str) -> None:
-        self.last_error = message[:300]
+        self.reporter.note_error(message)
         self.link.tell()
+
+    def _failing(self) -> str:
+        """The error of a subscription that failed `max_retries` reconnects in a row, else ""."""
+        if self.subs is None or not self.subs.failing:
+            return ""
+        worst = max(self.subs.subs, key=lambda s: s.failures_in_row)
+        return f"{worst.failures_in_row} failed reconnects of {len(worst.symbols)} {worst.stream.kind} symbols: " \
+               f"{worst.last_error}"
 
     def stop(self, code: int = EXIT_OK) -> None:
         """Begin the shutdown; a failure code overrides a clean one."""
@@ -218,7 +227,7 @@ class Worker:
             self.subs.force_reconnect("receive loop failed")
 
     def _parts(self, now: float) -> dict[str, Any]:
-        return {**self.intake.snapshot(now), **(self.subs.snapshot() if self.subs else {})}
+        return self.subs.snapshot() if self.subs else {}
 
     async def _until_stopped(self, coro: Coroutine[Any, Any, None]) -> bool:
         """Run `coro` unless a stop comes first (then cancel it); True when it completed."""

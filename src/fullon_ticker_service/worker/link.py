@@ -1,9 +1,10 @@
 """The worker's end of its supervisor's pipe.
 
 In: symbol sets (`{"symbols": [...]}`) and the lease once the supervisor acquired it for our
-standby (`{"lease": value}`). EOF means the supervisor is gone. Out: our status and last error,
-sent when they change and every `BEAT` seconds from this event loop, so the supervisor sees a
-wedged loop (no beats), the moment we run, and why we failed, without reading Redis.
+standby (`{"lease": value}`). EOF means the supervisor is gone. Out: our phase (starting, running,
+stopping...), judged status and last error, sent when they change and every `BEAT` seconds from
+this event loop, so the supervisor sees a wedged loop (no beats), the moment we run, and why we
+failed, without reading Redis.
 
 A worker started by `spawn` also watches its parent pid (a forked worker's parent is the fork
 server, so it relies on the pipe's EOF alone).
@@ -24,12 +25,12 @@ BEAT = 1.0  # seconds between status messages while nothing changes
 
 class Link:
     def __init__(self, conn: Connection | None, parent_pid: int | None,
-                 state: Callable[[], tuple[str, str]]) -> None:
+                 state: Callable[[], tuple[str, str, str]]) -> None:
         self.conn = conn
         self.parent_pid = parent_pid
-        self.state = state  # -> (status, last error), sent to the supervisor
+        self.state = state  # -> (phase, status, last error), sent to the supervisor
         self.inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()  # None: the supervisor is gone
-        self._sent: tuple[str, str] | None = None
+        self._sent: tuple[str, str, str] | None = None
 
     def start(self) -> list[asyncio.Task[None]]:
         """Begin listening; returns the link's background tasks (owned by the worker)."""
@@ -52,7 +53,7 @@ class Link:
         try:
             _, writable, _ = select.select([], [self.conn.fileno()], [], 0)
             if writable:
-                self.conn.send({"status": state[0], "error": state[1]})
+                self.conn.send({"phase": state[0], "status": state[1], "error": state[2]})
                 self._sent = state
         except (OSError, ValueError):
             pass  # the supervisor is gone: its EOF reaches us through `_readable`

@@ -81,12 +81,12 @@ class Lease:
             await asyncio.sleep(0.2)
 
     async def report(self, health_json: bytes, health_px: int, process_json: bytes, process_id: str,
-                     now_iso: str, final: bool) -> None:
-        """Renew the lease and write our health and fullon's process records, fenced in one script.
-        Raises LeaseLost when another worker holds the lease."""
+                     now_iso: str, final: bool, symbols_json: bytes) -> None:
+        """Renew the lease and write our health, per-symbol and fullon's process records, fenced in one
+        script. Raises LeaseLost when another worker holds the lease."""
         held = await scripts.arun(self.redis, scripts.report(
             self.namespace, self.exchange, self.value, self.ttl_ms, health_json, health_px, process_json,
-            process_id, now_iso, final))
+            process_id, now_iso, final, symbols_json))
         if not held:
             raise LeaseLost(f"the lease is no longer {self.value!r}")
 

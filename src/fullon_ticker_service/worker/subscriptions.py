@@ -175,17 +175,18 @@ class Subscriptions:
                 sub.attempt, sub.connected_at = 0, 0.0
 
     async def _failed(self, sub: Subscription, error: str) -> None:
-        # a reconnect we forced (watchdog) is not the exchange failing: no backoff growth, no failure
+        # a reconnect we forced (watchdog) is not the exchange failing: no backoff growth, no failure,
+        # not the worker's last error (the watchdog said why in its own line)
         if sub.forced:
             sub.attempt = 1
         else:
             sub.attempt += 1
             sub.failures_in_row += 1
+            sub.last_error = error[:300]
+            self.note_error(error)
         sub.forced = False
         sub.connected_at = 0.0
         sub.errors += 1
-        sub.last_error = error[:300]
-        self.note_error(error)
         wait = delay(sub.attempt, self.cfg.reconnect_delay, self.cfg.reconnect_max_delay)
         self.log.warning(f"subscription of {len(sub.symbols)} {sub.stream.kind} symbols failed ({error[:200]}); "
                          f"attempt {sub.attempt}, retry in {wait:.2f}s")

@@ -13,11 +13,16 @@ older ever overwrites something newer, also across worker restarts, a handover b
 or values held back during a Redis outage. A worker started as a standby has no lease yet: it
 keeps the latest tick per symbol and flushes them all the moment its `Lease` is granted.
 
-Redis down: pending stays in memory (one entry per symbol, so bounded), the flusher retries
-with short jittered backoff and the newest values go out on the first successful round trip.
-After any failure the next flush replays the latest accepted tick of *every* symbol (`latest`),
-so a Redis that came back empty is refilled at once, not symbol by symbol as ticks arrive; the
+Redis down or refusing writes (OOM, a READONLY replica): pending stays in memory (one entry per
+symbol, so bounded), the flusher retries with short jittered backoff and the newest values go out
+on the first successful round trip. After any failure the next flush replays the latest accepted
+tick of *every* symbol (`latest`), so a Redis that came back empty is refilled at once; the
 script's time check makes that replay harmless when Redis kept its data.
+
+What health is judged by: per symbol, when its last value was confirmed written by Redis and that
+value's exchange time (`confirmed`), the symbols Redis refused because it holds a newer time
+(`refused`: a future `ticker_time` there freezes a symbol), and the write state (`write_error`:
+"" or the error kind, OOM / READONLY / NOAUTH / timeout / connection...).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from redis.exceptions import NoScriptError, RedisError
 from fullon_ticker_service import keys
 from fullon_ticker_service.backoff import delay
 from fullon_ticker_service.lease import HELD
+from fullon_ticker_service.outage import Outage
+from fullon_ticker_service.redis_client import error_kind, error_text
 from fullon_ticker_service.tick import Tick
 from fullon_ticker_service.worker.ownership import Lease, LeaseLost
 
@@ -42,13 +49,14 @@ BATCH = 500  # symbols per script call: bounds how long one call blocks Redis (~
 # Fenced: nothing is written unless the caller holds the exchange's lease (lease.py).
 # KEYS: lease, fence, fenced-count hash, tickers:{ex}, then ticker_time:{ex}:{sym} per symbol.
 # ARGV: lease value, token, lease ttl ms, exchange, audit channel, then per symbol:
-#       symbol, time (decimal string), json, channel.  -> symbols written, or -1 when fenced.
+#       symbol, time (decimal string), json, channel.
+# -> {symbols written, then symbol, stored time for each symbol refused as older}, or -1 when fenced.
 WRITE_NEWER = HELD + """
 if not held(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3]) then
   redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
   return -1
 end
-local written = 0
+local written, out = 0, {0}
 for i = 5, #KEYS do
   local j = 5 + (i - 5) * 4
   local t = ARGV[j + 2]
@@ -58,10 +66,14 @@ for i = 5, #KEYS do
     redis.call('SET', KEYS[i], t)
     redis.call('PUBLISH', ARGV[j + 4], ARGV[j + 3])
     written = written + 1
+  else
+    table.insert(out, ARGV[j + 1])
+    table.insert(out, cur)
   end
 end
 if written > 0 then redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. ARGV[2] .. ' ' .. written) end
-return written
+out[1] = written
+return out
 """
 WRITE_NEWER_SHA = hashlib.sha1(WRITE_NEWER.encode()).hexdigest()
 
@@ -88,7 +100,11 @@ class TickWriter:
         self.latest: dict[str, Tick] = {}  # last accepted tick per symbol, for replay after outages
         self._replay = False
         self._wake = asyncio.Event()
-        self.redis_up = True
+        self.write_error = ""  # "" = the last flush was accepted; else its kind (OOM, timeout...)
+        self.write_error_detail = ""
+        self.outage = Outage("Redis writes")
+        self.confirmed: dict[str, tuple[float, float]] = {}  # symbol -> (written at, its tick's time)
+        self.refused: dict[str, float] = {}  # symbol -> the newer time Redis holds (its last write refused)
         # counters for the health record
         self.flushes = 0
         self.written = 0
@@ -106,6 +122,8 @@ class TickWriter:
         for s in symbols:
             self.pending.pop(s, None)
             self.latest.pop(s, None)
+            self.confirmed.pop(s, None)
+            self.refused.pop(s, None)
 
     def replay_all(self) -> None:
         """Re-send every symbol's latest tick on the next flush (Redis may have lost them)."""
@@ -140,7 +158,7 @@ class TickWriter:
                     raise asyncio.CancelledError from exc  # redis-py may report a cancel as an error
                 attempt += 1
                 self._replay = True
-                self._set_state(False, f"{type(exc).__name__}: {exc}")
+                self.failed(exc)
                 await asyncio.sleep(delay(attempt, 0.05, 0.5))  # back within 1 s of Redis' return
                 self._wake.set()
 
@@ -151,20 +169,40 @@ class TickWriter:
             return 0
         started = time.perf_counter()
         try:
-            written = await self._send(batch)
+            refused = await self._send(batch)
         except BaseException:
             for symbol, tick in batch.items():  # newer ticks that arrived meanwhile win
                 self.pending.setdefault(symbol, tick)
             raise
+        now = time.time()
         self.last_flush_ms = (time.perf_counter() - started) * 1000
         self.flushes += 1
         self.round_trips += 1
+        written = len(batch) - len(refused)
         self.written += written
-        self.older_in_redis += len(batch) - written
-        self._set_state(True, "")
+        self.older_in_redis += len(refused)
+        confirmed, stored_refused = self.confirmed, self.refused
+        for symbol, tick in batch.items():
+            if symbol in refused:
+                stored_refused[symbol] = refused[symbol]
+            else:
+                confirmed[symbol] = (now, tick["time"])
+                if stored_refused:
+                    stored_refused.pop(symbol, None)
+        self.write_error = ""
+        if self.outage.active and (line := self.outage.succeeded(time.monotonic())):
+            logger.info(f"{line}; {len(self.pending)} symbols pending")
         return written
 
-    async def _send(self, batch: dict[str, Tick]) -> int:
+    def failed(self, exc: BaseException) -> None:
+        """A flush failed: remember its kind for health, and say so (once, then summarised)."""
+        self.write_error = error_kind(exc)
+        self.write_error_detail = error_text(exc)
+        line = self.outage.failed(self.write_error, self.write_error_detail, time.monotonic())
+        if line:
+            logger.error(f"{line}; holding the latest tick per symbol in memory")
+
+    async def _send(self, batch: dict[str, Tick]) -> dict[str, float]:
         """One pipeline of raw EVALSHAs: one round trip. (redis-py's Script objects add a
         SCRIPT EXISTS round trip before every pipeline that holds them.) A Redis that lost the
         script (restarted) answers NOSCRIPT: load it and send the batch again, which is harmless
@@ -190,16 +228,17 @@ class TickWriter:
             self.round_trips += 2  # the failed pipeline and the load
             return await self._evalsha(calls)
 
-    async def _evalsha(self, calls: list[tuple[int | str | bytes, ...]]) -> int:
+    async def _evalsha(self, calls: list[tuple[int | str | bytes, ...]]) -> dict[str, float]:
+        """-> the symbols Redis refused (it holds a newer time), with that time."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for call in calls:
                 pipe.execute_command("EVALSHA", WRITE_NEWER_SHA, *call)
             results = await pipe.execute()
-        counts = [int(r) for r in results]
-        if any(c < 0 for c in counts):
+        if any(not isinstance(r, list) for r in results):  # -1: fenced
             self.fenced += 1
             raise LeaseLost(f"the lease is no longer {self.lease.value!r}")
-        return sum(counts)
+        return {(r[i].decode() if isinstance(r[i], bytes) else str(r[i])): float(r[i + 1])
+                for r in results for i in range(1, len(r) - 1, 2)}
 
     async def remove(self, symbols: set[str]) -> None:
         """Delete symbols no longer collected, so no one reads a price that stopped updating."""
@@ -212,16 +251,10 @@ class TickWriter:
                                      *names)) < 0:
             raise LeaseLost(f"the lease is no longer {self.lease.value!r}")
 
-    def _set_state(self, up: bool, error: str) -> None:
-        if up != self.redis_up:
-            self.redis_up = up
-            if up:
-                logger.info(f"redis reachable again; flushing {len(self.pending)} pending symbols")
-            else:
-                logger.error(f"redis unreachable, holding the latest tick per symbol in memory: {error}")
-
     def snapshot(self) -> dict[str, object]:
         """The writer's part of the health record."""
-        return {"redis": "up" if self.redis_up else "down", "pending": len(self.pending), "flushes": self.flushes,
+        return {"redis": "up" if not self.write_error else "down", "redis_write": self.write_error or "ok",
+                "redis_write_error": self.write_error_detail if self.write_error else "",
+                "pending": len(self.pending), "flushes": self.flushes,
                 "written": self.written, "older_in_redis": self.older_in_redis, "redis_round_trips": self.round_trips,
                 "last_flush_ms": round(self.last_flush_ms, 3), "fenced_flushes": self.fenced}
