@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -123,6 +124,31 @@ async def test_catalog_changes_apply_while_running(sim, redis_db, database, proc
 
     await eventually(okx_stopped, 15, 0.2, "okx worker stopped after deactivation")
     assert row(cfg, "binance")["status"] == "running"
+    await eventually(lambda: _forgotten(redis_db, "okx"), 5, 0.1, "okx's prices deleted from Redis")
+
+
+async def test_without_triggers_the_poll_applies_a_removed_exchange(sim, redis_db, database, procs, tmp_path):
+    """No NOTIFY triggers (db init without --notify): an exchange deactivated in the catalog is
+    stopped and its tickers / ticker_time keys are deleted within one catalog poll (5 s here)."""
+    cfg = write_config(tmp_path / "c.toml", sim, {"binance": {}, "okx": {}}, database_url=database)
+    seed = seed_file(tmp_path / "s.toml", {"binance": sim.symbols("binance")[:3], "okx": sim.symbols("okx")[:3]})
+    args = [sys.executable, "-m", "fullon_ticker_service.cli", "db", "init", "-c", str(cfg), "--seed", str(seed)]
+    out = await asyncio.to_thread(subprocess.run, args, env=env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "trigger" not in out.stdout, out
+    procs("up", "-c", str(cfg))
+    await eventually(lambda: redis_db.hlen("tickers:okx"), 40, 0.2, "okx collected")
+    with psycopg.connect(database, autocommit=True) as c:
+        c.execute("UPDATE exchanges SET active=false WHERE cat_ex_id=(SELECT cat_ex_id FROM cat_exchanges "
+                  "WHERE name='okx')")
+    t0 = time.monotonic()
+    await eventually(lambda: _forgotten(redis_db, "okx"), 5.0 + 8.0, 0.1, "okx's prices deleted")
+    assert time.monotonic() - t0 < 5.0 + 8.0  # one poll, then the worker's stop (stop_timeout bounds it)
+    assert await redis_db.hlen("tickers:binance") == 3
+
+
+async def _forgotten(redis_db, exchange: str) -> bool:
+    return (not await redis_db.exists(f"tickers:{exchange}")
+            and not [k async for k in redis_db.scan_iter(f"ticker_time:{exchange}:*")])
 
 
 async def _not(awaitable):

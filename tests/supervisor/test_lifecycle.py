@@ -129,3 +129,9 @@ async def test_sighup_rereads_the_config_catalog(sim, redis_db, procs, tmp_path)
     assert not alive(rows["okx"]["pid"])
     assert sorted(worker_pids(sup.pid)) == sorted([r["binance"]["pid"], r["bybit"]["pid"]])
     assert sup.poll() is None
+
+    async def okx_forgotten():  # a removed exchange leaves no price behind for fullon's readers
+        return (not await redis_db.exists("tickers:okx")
+                and not [k async for k in redis_db.scan_iter("ticker_time:okx:*")])
+    await eventually(okx_forgotten, 5, 0.1, "okx's tickers and ticker_time keys deleted")
+    assert await redis_db.hlen("tickers:bybit") == len(sim.symbols("bybit"))  # the others keep theirs

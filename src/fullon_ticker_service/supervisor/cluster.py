@@ -136,6 +136,29 @@ class Cluster:
         if self.owners.get(exchange) == value:
             del self.owners[exchange]
 
+    def forget(self, exchange: str, symbols: tuple[str, ...]) -> bool:
+        """The exchange left the catalog: delete its prices (`tickers:{exchange}`, every
+        `ticker_time:{exchange}:*`), so fullon readers do not keep returning a frozen price. Done under
+        the exchange's lease, so no late write of a worker recreates them. -> False while another
+        holder still has the lease (try again later)."""
+        try:
+            got, value = lease.run(self.redis, lease.acquire(self.ns, exchange, self.host_id, os.getpid(),
+                                                             int(self.settings.cluster.lease_ttl * 1000)))
+            if not got:
+                return False
+            try:
+                names = set(symbols) | {k.decode() for k in self.redis.hkeys(keys.tickers(exchange))}
+                stale = {keys.ticker_time(exchange, s) for s in names}
+                stale |= {k.decode() for k in self.redis.scan_iter(keys.ticker_time(exchange, "*"), count=1000)}
+                self.redis.delete(keys.tickers(exchange), *stale)
+            finally:
+                lease.run(self.redis, lease.release(self.ns, exchange, value))
+        except (redis_sync.RedisError, OSError) as exc:
+            self.unreachable(exc)
+            return False
+        self.log.info(f"{exchange}: left the catalog; deleted its tickers ({len(names)} symbols)")
+        return True
+
     def armed(self, exchange: str, host: str) -> bool:
         """Is `host`'s standby for `exchange` connected and holding ticks?"""
         try:

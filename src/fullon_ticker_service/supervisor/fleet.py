@@ -250,13 +250,16 @@ class Fleet:
             self.log.info(f"{slot.name}: placed on host {target}; collecting until its standby is armed")
 
     def _retire(self, slot: Slot) -> None:
-        """The exchange left the catalog: stop its worker, then forget it."""
+        """The exchange left the catalog (removed or deactivated): stop its worker, delete its
+        prices from Redis, forget it. (A plain stop of the service keeps them: a restart must not
+        blank the cache.)"""
         if slot.alive:
             if slot.status != Status.STOPPING:
                 self.log.info(f"{slot.name}: no longer active; stopping its worker")
                 self.stop_worker(slot, "left the catalog")
-        else:
-            self._release(slot)
+            return
+        self._release(slot)
+        if self.cluster.forget(slot.name, slot.symbols):
             del self.slots[slot.name]
 
     # --- state for `tickerctl ps` and the end ---------------------------------------------------
