@@ -18,8 +18,9 @@ test: install
 	scripts/ensure-services redis postgres
 	$(BIN)/pytest -q
 
+# The demo runs a redis-server of its own (127.0.0.1:8766): only the binary is needed.
 demo: install
-	scripts/ensure-services redis
+	@command -v redis-server >/dev/null 2>&1 || scripts/ensure-services redis
 	$(BIN)/tickerctl demo
 
 # The full benchmark (~10 min): docs/benchmarks.md explains it; raw output in docs/benchmarks-raw.

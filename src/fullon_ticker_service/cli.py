@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import signal
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-import orjson
-import typer
 
-from fullon_ticker_service import config, logs
+def _interrupted(signum: int, frame: object) -> None:
+    raise SystemExit(130)
+
+
+# Run as a command (not imported by a test or an embedding program): a Ctrl-C while the command is
+# still importing or starting ends it without a traceback; `finally` blocks (the demo's cleanup) run.
+if Path(sys.argv[0]).name in ("tickerctl", "cli.py") and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted)
+
+import asyncio  # noqa: E402 - the imports come after the handler above, on purpose
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterable  # noqa: E402
+from enum import StrEnum  # noqa: E402
+from typing import Any  # noqa: E402
+
+import orjson  # noqa: E402
+import typer  # noqa: E402
+
+from fullon_ticker_service import config, logs  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Real-time crypto tickers from ccxt.pro websockets into Redis (fullon layout).")
@@ -286,18 +298,24 @@ def sim(ctx: typer.Context,
     """Run the exchange simulator in the foreground."""
     if ctx.invoked_subcommand is not None:
         return
+    from fullon_ticker_service.proctitle import set_title
     from fullon_ticker_service.sim.server import VENUES, SimExchange, serve
 
+    set_title(f"simulator :{port}")
     logs.setup("INFO", "trading", component="sim")
     names = [e.strip() for e in exchanges.split(",") if e.strip()] or list(VENUES)
-    specs = [SimExchange(e, symbols, rate) for e in names]
     try:
+        specs = [SimExchange(e, symbols, rate) for e in names]
         asyncio.run(serve(specs, host, port))
     except KeyboardInterrupt:
         pass
     except ValueError as exc:
         typer.echo(f"tickerctl sim: {exc}", err=True)
         raise typer.Exit(3) from None
+    except OSError as exc:  # the port is taken, or the address is not ours
+        typer.echo(f"tickerctl sim: cannot listen on {host}:{port}: {exc.strerror or exc} "
+                   f"(another simulator or demo? use --port)", err=True)
+        raise typer.Exit(2) from None
 
 
 @sim_app.command("fault")
@@ -324,26 +342,16 @@ def sim_fault(action: str = typer.Argument(..., help="close|stall|resume|malform
 
 
 @app.command()
-def demo(cfg: Path = typer.Option(Path("config/demo.toml"), "--config", "-c")) -> None:
-    """Run the simulator and the supervisor with the demo catalog (Ctrl-C stops both)."""
-    from fullon_ticker_service.supervisor import AlreadyRunning, Supervisor
+def demo(port: int = typer.Option(8765, help="the simulator's port; the demo's own Redis listens on the next one"),
+         cfg: Path | None = typer.Option(
+             None, "--config", "-c", help="catalog (default: config/demo.toml for port 8765, else generated)")) -> None:
+    """The simulator, a redis-server of the demo's own and the supervisor (Ctrl-C stops all three).
 
-    settings = _settings(cfg)
-    sim_proc = subprocess.Popen([sys.executable, "-m", "fullon_ticker_service.cli", "sim"], start_new_session=True)
-    time.sleep(1.5)
-    if sim_proc.poll() is not None:
-        typer.echo("tickerctl demo: the simulator did not start (port 8765 busy?)", err=True)
-        raise typer.Exit(1)
-    typer.echo("simulator on http://127.0.0.1:8765; watch with: .venv/bin/tickerctl ps -c config/demo.toml")
-    try:
-        code = Supervisor(settings).run()
-    except AlreadyRunning as exc:
-        typer.echo(f"tickerctl: {exc}", err=True)
-        code = 2
-    finally:
-        sim_proc.terminate()
-        sim_proc.wait(10)
-    raise typer.Exit(code)
+    The demo never writes into a Redis that may hold real prices: whatever REDIS_* the environment
+    or a `.env` says, it starts its own redis-server on 127.0.0.1:PORT+1 and writes only there."""
+    from fullon_ticker_service import demo as run
+
+    raise typer.Exit(run.main(port, cfg))
 
 
 if __name__ == "__main__":

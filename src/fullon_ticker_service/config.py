@@ -269,12 +269,23 @@ def _exchanges(data: Any, defaults: ExchangeSettings) -> dict[str, ExchangeSetti
 
 # --- sources -------------------------------------------------------------------------------
 
+def read_text(path: Path, what: str) -> str:
+    """A text file as UTF-8; ConfigError (one line) when it cannot be read or is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                          f"save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse a `.env` file: KEY=VALUE lines, `#` comments, optional quotes, optional `export`."""
     out: dict[str, str] = {}
     if not path.is_file():
         return out
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path, "the .env file").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -356,9 +367,11 @@ def load(
     data: dict[str, Any] = {}
     if path.is_file():
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(read_text(path, "the config file"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     elif explicit:
         raise ConfigError(f"{path}: config file not found")
 

@@ -8,6 +8,9 @@ the workers never write to (and so never copy) the pages they share with the for
 import gc
 
 import fullon_ticker_service.worker  # noqa: F401  (imports ccxt.pro and the rest of the data path)
+from fullon_ticker_service.proctitle import set_title
+
+set_title("fork server")
 
 gc.collect()
 gc.freeze()

@@ -32,7 +32,9 @@ async def test_ok_while_running_then_critical_when_the_supervisor_stops(sim, red
     code, out = await acheck_health(cfg)
     lines = out.splitlines()
     assert code == OK, out
-    assert lines[0].startswith("TICKER OK - 2/2 exchanges running; supervisor pid ") and " | " in lines[0], out
+    # the supervisor's pid, not "None" (status.merge used to drop it)
+    assert lines[0].startswith(f"TICKER OK - 2/2 exchanges running; supervisor pid {sup.pid} on "), out
+    assert " | " in lines[0], out
     assert "binance_age=" in lines[0] and ";60;180;0" in lines[0], out
     assert [ln.split(",")[0] for ln in lines[1:]] == ["OK: binance running", "OK: okx running"], out
     assert all("6 symbols" in ln for ln in lines[1:]), out

@@ -93,9 +93,9 @@ def worker_pids(supervisor_pid: int) -> list[int]:
     children = _children()
     out = []
     for pid, cmd in children.get(supervisor_pid, []):
-        if b"spawn_main" in cmd:
+        if b"spawn_main" in cmd or b"tickerctl: worker" in cmd:
             out.append(pid)
-        elif b"forkserver" in cmd:
+        elif b"forkserver" in cmd or b"tickerctl: fork server" in cmd:
             out += [w for w, _ in children.get(pid, [])]
     return out
 

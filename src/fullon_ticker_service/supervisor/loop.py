@@ -28,6 +28,7 @@ from fullon_ticker_service import catalog as cat
 from fullon_ticker_service.config import Settings
 from fullon_ticker_service.launch import spawn_target
 from fullon_ticker_service.policy import RestartPolicy
+from fullon_ticker_service.proctitle import set_title
 from fullon_ticker_service.supervisor.catalog_source import source_for
 from fullon_ticker_service.supervisor.children import Launcher, ProcessLauncher
 from fullon_ticker_service.supervisor.cluster import Cluster
@@ -73,6 +74,7 @@ class Supervisor:
             self.lock.release()
             raise
         self._install_signals()
+        set_title(f"supervisor [{self.settings.service.namespace}]")
         self.log.info(f"supervisor pid {os.getpid()} starting; catalog from "
                       f"{'PostgreSQL' if self.settings.database.enabled and not self.embedded else 'config'}")
         try:

@@ -301,6 +301,9 @@ def run_process(spec: WorkerSpec, control: Connection | None = None) -> int:
     """Entry point in a fresh process: logging, uvloop, run, exit code."""
     from fullon_ticker_service import logs
 
+    from fullon_ticker_service.proctitle import set_title
+
+    set_title(f"worker {spec.exchange}" + ("" if spec.lease or not spec.standby else " (standby)"))
     svc = spec.settings.service
     logs.setup(svc.log_level, svc.log_format, exchange=spec.exchange, component="worker")
     try:
