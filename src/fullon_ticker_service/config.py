@@ -155,6 +155,8 @@ class ExchangeSettings:
     ccxt_id: str = ""  # ccxt class when it differs from the catalog name
     markets: str = ""  # markets snapshot: a JSON file path or a loopback http URL; empty = REST
     streams: tuple[str, ...] = ()  # "ticker" and/or "bidask"; empty = the venue's default (channels.py)
+    decoder: str = "native"  # "native": our decoder for the busiest channels where one exists; "ccxt"
+    shadow_every: int = 1000  # 1 decoded frame in N is also parsed by ccxt and compared (0: never)
     method: str = ""  # the ticker stream's "watch_tickers" / "watch_ticker"; empty = per-venue choice
     channel: str = ""  # the ticker stream's channel when the venue has several (binance: ticker)
     chunk: int = 0  # symbols per ticker subscription; 0 = per-venue default
@@ -443,6 +445,10 @@ def _check(s: Settings) -> None:
     for name, ex in {"defaults": s.defaults, **{f"exchanges.{k}": v for k, v in s.exchanges.items()}}.items():
         if ex.method not in ("", "watch_tickers", "watch_ticker"):
             raise ConfigError(f"{name}.method: expected 'watch_tickers' or 'watch_ticker', got {ex.method!r}")
+        if ex.decoder not in ("native", "ccxt"):
+            raise ConfigError(f"{name}.decoder: expected 'native' or 'ccxt', got {ex.decoder!r}")
+        if ex.shadow_every < 0:
+            raise ConfigError(f"{name}.shadow_every: must be >= 0 (0 = no shadow check)")
         for kind in ex.streams:
             if kind not in ("ticker", "bidask"):
                 raise ConfigError(f"{name}.streams: expected 'ticker' and/or 'bidask', got {kind!r}")

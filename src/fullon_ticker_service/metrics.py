@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,85 +45,90 @@ class Family:
         return "\n".join(lines)
 
 
+def _num(v: Any) -> float | None:
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+# One gauge or counter per exchange, from its decoded health record (h) and raw record (raw).
+_PER_WORKER: tuple[tuple[str, str, str, Callable[[health.WorkerHealth, dict[str, Any], float], Any]], ...] = (
+    ("ticks_total", "counter", "tickers accepted by the worker since it started", lambda h, raw, now: h.ticks),
+    ("ticks_per_second", "gauge", "accepted tickers per second, over the last health interval",
+     lambda h, raw, now: h.ticks_per_s),
+    ("reconnects_total", "counter", "websocket reconnects", lambda h, raw, now: h.reconnects),
+    ("stale_reconnects_total", "counter", "reconnects forced by silent symbols",
+     lambda h, raw, now: _int(raw.get("stale_reconnects"))),
+    ("written_total", "counter", "tickers written to Redis", lambda h, raw, now: _int(raw.get("written"))),
+    ("redis_round_trips_total", "counter", "Redis round trips of the writer",
+     lambda h, raw, now: _int(raw.get("redis_round_trips"))),
+    ("flushes_total", "counter", "writer flushes", lambda h, raw, now: _int(raw.get("flushes"))),
+    ("older_in_redis_total", "counter", "ticks not written because Redis held a newer one",
+     lambda h, raw, now: _int(raw.get("older_in_redis"))),
+    ("last_flush_seconds", "gauge", "duration of the writer's last flush",
+     lambda h, raw, now: None if _num(raw.get("last_flush_ms")) is None else raw["last_flush_ms"] / 1000.0),
+    ("pending", "gauge", "ticks waiting for the next flush", lambda h, raw, now: _int(raw.get("pending"))),
+    ("last_tick_age_seconds", "gauge", "seconds since the worker received its last ticker",
+     lambda h, raw, now: None if h.last_tick_age_s is None else round(h.last_tick_age_s, 3)),
+    ("last_write_age_seconds", "gauge", "seconds since Redis accepted the worker's last value",
+     lambda h, raw, now: None if h.write_age_s is None else round(h.write_age_s, 3)),
+    ("symbols_fresh", "gauge", "symbols whose last value Redis accepted within symbol_stale_after",
+     lambda h, raw, now: h.coverage[0] if h.coverage else None),
+    ("symbols_never_written", "gauge", "symbols with no value written since the worker started",
+     lambda h, raw, now: _int(raw.get("never_written_count"))),
+    ("symbols_frozen", "gauge", "symbols Redis refuses: it holds a ticker_time in the future",
+     lambda h, raw, now: _int(raw.get("frozen_count"))),
+    ("clock_offset_seconds", "gauge", "median of exchange time minus arrival time (exchange clock offset plus "
+     "latency)", lambda h, raw, now: _num(raw.get("clock_offset_s"))),
+    ("health_record_age_seconds", "gauge", "seconds since the worker last wrote its health record",
+     lambda h, raw, now: round(max(0.0, now - h.updated_at), 3)),
+    ("worker_redis_up", "gauge", "1 when the worker's last Redis write succeeded",
+     lambda h, raw, now: int(h.redis == "up")),
+    ("uptime_seconds", "gauge", "seconds since the worker started", lambda h, raw, now: round(h.uptime_s, 3)),
+    ("native_decoder", "gauge", "1 while our native decoder parses the exchange's busiest channels (0: ccxt)",
+     lambda h, raw, now: int(raw.get("decoder") == "native")),
+    ("decoder_mismatches_total", "counter", "shadow checks where ccxt parsed a frame differently from our decoder",
+     lambda h, raw, now: _int(raw.get("decoder_mismatches"))),
+)
+
+
 def render(supervisor: dict[str, Any] | None, records: dict[str, bytes | None], now: float,
            interval: float) -> str:
     """The exposition text for one namespace: supervisor state plus every worker's health record."""
-    families: dict[str, Family] = {}
-
-    def fam(name: str, kind: str, text: str) -> Family:
-        return families.setdefault(name, Family(f"{PREFIX}_{name}", kind, text))
-
-    live = bool(supervisor) and not (supervisor or {}).get("stopped")
-    fam("redis_reachable", "gauge", "1 when the exporter could read Redis").add(1)
-    fam("supervisor_up", "gauge", "1 when a supervisor publishes its state for this namespace").add(int(live))
-    up = fam("up", "gauge", "1 when the exchange's worker is running: every symbol fresh in Redis")
-    word = fam("status", "gauge", "1 for the exchange's current status word, 0 for the others")
-    restarts = fam("restarts_total", "counter", "worker restarts by the supervisor")
-    symbols = fam("symbols", "gauge", "symbols the exchange's worker collects")
-    ticks = fam("ticks_total", "counter", "tickers accepted by the worker since it started")
-    rate = fam("ticks_per_second", "gauge", "accepted tickers per second, over the last health interval")
-    rejected = fam("rejected_total", "counter", "tickers rejected by the worker, by reason")
-    reconnects = fam("reconnects_total", "counter", "websocket reconnects")
-    stale_rc = fam("stale_reconnects_total", "counter", "reconnects forced by silent symbols")
-    written = fam("written_total", "counter", "tickers written to Redis")
-    trips = fam("redis_round_trips_total", "counter", "Redis round trips of the writer")
-    flushes = fam("flushes_total", "counter", "writer flushes")
-    older = fam("older_in_redis_total", "counter", "ticks not written because Redis held a newer one")
-    flush_s = fam("last_flush_seconds", "gauge", "duration of the writer's last flush")
-    pending = fam("pending", "gauge", "ticks waiting for the next flush")
-    age = fam("last_tick_age_seconds", "gauge", "seconds since the worker received its last ticker")
-    write_age = fam("last_write_age_seconds", "gauge", "seconds since Redis accepted the worker's last value")
-    fresh = fam("symbols_fresh", "gauge", "symbols whose last value Redis accepted within symbol_stale_after")
-    never = fam("symbols_never_written", "gauge", "symbols with no value written since the worker started")
-    frozen = fam("symbols_frozen", "gauge", "symbols Redis refuses: it holds a ticker_time in the future")
-    write_error = fam("redis_write_error", "gauge", "1 while the worker's flushes fail, by error kind "
-                      "(OOM, READONLY, NOAUTH, timeout, connection...)")
-    offset = fam("clock_offset_seconds", "gauge", "median of exchange time minus arrival time (exchange clock "
-                 "offset plus latency)")
-    record_age = fam("health_record_age_seconds", "gauge", "seconds since the worker last wrote its health record")
-    redis_up = fam("worker_redis_up", "gauge", "1 when the worker's last Redis write succeeded")
-    uptime = fam("uptime_seconds", "gauge", "seconds since the worker started")
-
+    fams = {name: Family(f"{PREFIX}_{name}", kind, text) for name, kind, text in (
+        ("redis_reachable", "gauge", "1 when the exporter could read Redis"),
+        ("supervisor_up", "gauge", "1 when a supervisor publishes its state for this namespace"),
+        ("up", "gauge", "1 when the exchange's worker is running: every symbol fresh in Redis"),
+        ("status", "gauge", "1 for the exchange's current status word, 0 for the others"),
+        ("restarts_total", "counter", "worker restarts by the supervisor"),
+        ("symbols", "gauge", "symbols the exchange's worker collects"),
+        ("rejected_total", "counter", "tickers rejected by the worker, by reason"),
+        ("redis_write_error", "gauge", "1 while the worker's flushes fail, by error kind (OOM, READONLY, NOAUTH, "
+                                       "timeout, connection...)"),
+        *((name, kind, text) for name, kind, text, _ in _PER_WORKER))}
+    fams["redis_reachable"].add(1)
+    fams["supervisor_up"].add(int(bool(supervisor) and not (supervisor or {}).get("stopped")))
     for row in status.rows(supervisor, records, now, interval):
-        ex = row["exchange"]
-        up.add(int(row["status"] == "running"), exchange=ex)
-        words = STATUS_WORDS if row["status"] in STATUS_WORDS else (*STATUS_WORDS, row["status"])
-        for w in words:
-            word.add(int(row["status"] == w), exchange=ex, status=w)
-        restarts.add(row["restarts"], exchange=ex)
-        symbols.add(row["symbols"], exchange=ex)
-        rec = health.decode(ex, records.get(ex), now, interval)
-        if rec.raw is None:  # no health record: only the supervisor's view exists
-            continue
-        raw = rec.raw
-        ticks.add(rec.ticks, exchange=ex)
-        rate.add(rec.ticks_per_s, exchange=ex)
-        for reason, count in sorted((rec.rejected or {}).items()):
-            rejected.add(int(count), exchange=ex, reason=str(reason))
-        reconnects.add(rec.reconnects, exchange=ex)
-        stale_rc.add(_int(raw.get("stale_reconnects")), exchange=ex)
-        written.add(_int(raw.get("written")), exchange=ex)
-        trips.add(_int(raw.get("redis_round_trips")), exchange=ex)
-        flushes.add(_int(raw.get("flushes")), exchange=ex)
-        older.add(_int(raw.get("older_in_redis")), exchange=ex)
-        ms = raw.get("last_flush_ms")
-        flush_s.add(None if not isinstance(ms, int | float) else ms / 1000.0, exchange=ex)
-        pending.add(_int(raw.get("pending")), exchange=ex)
-        age.add(None if rec.last_tick_age_s is None else round(rec.last_tick_age_s, 3), exchange=ex)
-        write_age.add(None if rec.write_age_s is None else round(rec.write_age_s, 3), exchange=ex)
-        if rec.coverage:
-            fresh.add(rec.coverage[0], exchange=ex)
-        never.add(_int(raw.get("never_written_count")), exchange=ex)
-        frozen.add(_int(raw.get("frozen_count")), exchange=ex)
-        kind = str(raw.get("redis_write") or "ok")
-        if kind != "ok":
-            write_error.add(1, exchange=ex, kind=kind)
-        co = raw.get("clock_offset_s")
-        offset.add(co if isinstance(co, int | float) else None, exchange=ex)
-        record_age.add(round(max(0.0, now - rec.updated_at), 3), exchange=ex)
-        redis_up.add(int(rec.redis == "up"), exchange=ex)
-        uptime.add(round(rec.uptime_s, 3), exchange=ex)
-    return "\n".join(f.text() for f in families.values()) + "\n"
+        _exchange(fams, row, health.decode(row["exchange"], records.get(row["exchange"]), now, interval), now)
+    return "\n".join(f.text() for f in fams.values()) + "\n"
+
+
+def _exchange(fams: dict[str, Family], row: dict[str, Any], h: health.WorkerHealth, now: float) -> None:
+    """One exchange's samples: its status from the row, the rest from its health record if any."""
+    ex = row["exchange"]
+    fams["up"].add(int(row["status"] == "running"), exchange=ex)
+    words = STATUS_WORDS if row["status"] in STATUS_WORDS else (*STATUS_WORDS, row["status"])
+    for w in words:
+        fams["status"].add(int(row["status"] == w), exchange=ex, status=w)
+    fams["restarts_total"].add(row["restarts"], exchange=ex)
+    fams["symbols"].add(row["symbols"], exchange=ex)
+    if h.raw is None:  # no health record: only the supervisor's view exists
+        return
+    for reason, count in sorted((h.rejected or {}).items()):
+        fams["rejected_total"].add(int(count), exchange=ex, reason=str(reason))
+    kind = str(h.raw.get("redis_write") or "ok")
+    if kind != "ok":
+        fams["redis_write_error"].add(1, exchange=ex, kind=kind)
+    for name, _, _, value in _PER_WORKER:
+        fams[name].add(value(h, h.raw, now), exchange=ex)
 
 
 def render_unreachable() -> str:

@@ -95,21 +95,9 @@ def quote(ticker: dict[str, Any], received: float) -> Tick:
 
 def validate_quote(q: Tick, now: float, max_skew: float) -> str | None:
     """None when the bid/ask update may be used, else the rejection reason (as `validate`)."""
-    bid, ask = q["bid"], q["ask"]
-    if bid is None and ask is None:
+    if q["bid"] is None and q["ask"] is None:
         return NO_PRICE
-    for value in (bid, ask):
-        if value is None:
-            continue
-        if not math.isfinite(value):
-            return NOT_FINITE
-        if value <= 0:
-            return NOT_POSITIVE
-    if bid is not None and ask is not None and bid > ask:
-        return CROSSED
-    if q["time"] > now + max_skew:
-        return FUTURE
-    return None
+    return _prices((q["bid"], q["ask"])) or _book_and_clock(q, now, max_skew)
 
 
 def merge(exchange: str, symbol: str, t: Tick | None, q: Tick | None) -> Tick:
@@ -144,23 +132,34 @@ def validate(tick: Tick, now: float, max_skew: float) -> str | None:
     A crossed quote (bid > ask) is rejected: no consumer can act on it and it is the classic
     symptom of a half-applied update. bid == ask is accepted (locked markets exist).
     """
-    price = tick["price"]
-    if price is None:
+    if tick["price"] is None:
         return NO_PRICE
-    for key in ("price", "bid", "ask", "last"):
-        value = tick[key]
+    reason = _prices((tick["price"], tick["bid"], tick["ask"], tick["last"]))
+    if reason:
+        return reason
+    volume = tick["volume"]
+    if not math.isfinite(volume) or volume < 0:
+        return BAD_VOLUME
+    return _book_and_clock(tick, now, max_skew)
+
+
+def _prices(values: tuple[float | None, ...]) -> str | None:
+    """Every price given must be a finite positive number."""
+    for value in values:
         if value is None:
             continue
         if not math.isfinite(value):
             return NOT_FINITE
         if value <= 0:
             return NOT_POSITIVE
-    volume = tick["volume"]
-    if not math.isfinite(volume) or volume < 0:
-        return BAD_VOLUME
-    bid, ask = tick["bid"], tick["ask"]
+    return None
+
+
+def _book_and_clock(x: Tick, now: float, max_skew: float) -> str | None:
+    """Not crossed, and not from the future (beyond the accepted clock skew)."""
+    bid, ask = x["bid"], x["ask"]
     if bid is not None and ask is not None and bid > ask:
         return CROSSED
-    if tick["time"] > now + max_skew:
+    if x["time"] > now + max_skew:
         return FUTURE
     return None

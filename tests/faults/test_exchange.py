@@ -60,8 +60,8 @@ async def test_exchange_closes_every_socket_reconnect_within_backoff(sim, rc, re
             accepted = state(sim)["connections_accepted"]
             t0, wall = time.monotonic(), time.time()
             await sim.fault("binance", "close")
-            await eventually(lambda a=accepted: state(sim)["connections_accepted"] > a
-                             and state(sim)["subscriptions"] == len(symbols), 10, 0.01, "resubscribed")
+            await eventually(lambda a=accepted: state(sim)["connections_accepted"] > a  # 24hrTicker + bookTicker
+                             and state(sim)["subscriptions"] == 2 * len(symbols), 10, 0.01, "resubscribed")
             t_resub = time.monotonic() - t0
             await eventually(lambda w=wall: fresh(rc, "binance", symbols, w), 10, 0.01, "fresh ticks stored")
             t_fresh = time.monotonic() - t0
@@ -179,8 +179,9 @@ async def test_bad_frames_rejected_counted_last_good_kept(sim, rc, redis_server,
 
 async def test_exchange_refuses_connections_jittered_bounded_retries(sim, rc, redis_server, procs, tmp_path):
     """Row: every connection refused (HTTP 503) for FAULT_OUTAGE_S -> the worker retries with
-    jittered capped backoff (bounded attempts: each waits >= reconnect_delay/2), `ps` shows it `error`
-    with the failing reconnects and their error meanwhile, and it resumes within one capped backoff of the exchange's return."""
+    jittered capped backoff (bounded attempts: each waits >= reconnect_delay/2), `ps` shows it
+    `error` with the failing reconnects and their error meanwhile, and it resumes within one capped
+    backoff of the exchange's return."""
     cfg, sup, rows = await start(sim, rc, redis_server, procs, tmp_path)
     symbols = sim.symbols("binance")
     refused0 = state(sim)["connections_refused"]

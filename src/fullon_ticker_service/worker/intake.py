@@ -12,6 +12,7 @@ The intake also owns the wanted-symbol set and what it knows of each symbol's fr
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections import Counter, deque
@@ -66,6 +67,7 @@ class Intake:
         self.tick_part: dict[str, Tick] = {}  # the latest accepted ticker-stream tick per symbol
         self.quote_part: dict[str, Tick] = {}  # the latest accepted bid/ask quote per symbol
         self.last_seen: dict[str, float] = {}  # monotonic arrival per symbol (any ticker)
+        self.arrived: dict[str, dict[str, float]] = {TICKER: {}, BIDASK: {}}  # per stream: monotonic arrival
         self.last_any = time.monotonic()
         self.first_tick_at: float | None = None  # monotonic, None: nothing arrived yet
         self.added_at: dict[str, float] = {}  # epoch time each wanted symbol was added (its start grace)
@@ -77,6 +79,7 @@ class Intake:
         self._unlogged: Counter[str] = Counter()
         self._last_reject_log = 0.0
         self._sinks: list[TickerSink] = []
+        self._waiters: list[tuple[str, frozenset[str], asyncio.Future[None]]] = []
 
     def hook(self, exchange: Any) -> None:
         """From now on every ticker (bid/ask) ccxt stores on `exchange` comes through `on_ticker`
@@ -94,65 +97,67 @@ class Intake:
     # --- the hot path -----------------------------------------------------------------------
     def on_ticker(self, symbol: str, ticker: Any) -> None:
         """Called synchronously from ccxt's parser for every ticker it stores."""
-        mono = time.monotonic()
-        self.last_any = mono
-        if symbol not in self.wanted:
-            return
-        self.last_seen[symbol] = mono
-        if self.first_tick_at is None:
-            self.first_tick_at = mono
-        now = time.time()
-        try:
-            tick = normalise(self.name, ticker, now)
-            if tick["time_source"] == "exchange":
-                self.offsets.append(tick["time"] - now)
-            reason = validate(tick, now, self.cfg.max_skew)
-        except Exception:  # never let our code break ccxt's message handler
-            reason, tick = MALFORMED, None
-        if reason is None:
-            prev = self.tick_part.get(symbol)
-            if prev is not None and tick["time"] < prev["time"]:  # type: ignore[index]
-                reason = OLDER
-        if reason is not None:
-            self.reject(symbol, reason)
-            return
-        self.tick_part[symbol] = tick  # type: ignore[assignment]
-        self._put(symbol, TICKER, tick, self.quote_part.get(symbol))
+        self._take(symbol, ticker, TICKER)
 
     def on_bidask(self, symbol: str, ticker: Any) -> None:
         """Called synchronously from ccxt's parser for every best bid/ask it stores."""
+        self._take(symbol, ticker, BIDASK)
+
+    def _take(self, symbol: str, raw: Any, stream: str) -> None:
+        """Normalise, validate, never older than this stream's last, merge with the other stream,
+        hand to the writer; or count the rejection."""
         mono = time.monotonic()
         self.last_any = mono
         if symbol not in self.wanted:
             return
-        self.last_seen[symbol] = mono
+        self.last_seen[symbol] = self.arrived[stream][symbol] = mono
+        if self._waiters:
+            self._wake(stream, symbol)
         if self.first_tick_at is None:
             self.first_tick_at = mono
         now = time.time()
+        ticker = stream == TICKER
         try:
-            q = quote(ticker, now)
-            if q["time_source"] == "exchange":
-                self.offsets.append(q["time"] - now)
-            reason = validate_quote(q, now, self.cfg.max_skew)
+            part = normalise(self.name, raw, now) if ticker else quote(raw, now)
+            if part["time_source"] == "exchange":
+                self.offsets.append(part["time"] - now)
+            reason = validate(part, now, self.cfg.max_skew) if ticker else validate_quote(part, now, self.cfg.max_skew)
         except Exception:  # never let our code break ccxt's message handler
-            reason, q = MALFORMED, None
+            reason, part = MALFORMED, None
+        parts = self.tick_part if ticker else self.quote_part
         if reason is None:
-            prev = self.quote_part.get(symbol)
-            if prev is not None and q["time"] < prev["time"]:  # type: ignore[index]
+            prev = parts.get(symbol)
+            if prev is not None and part["time"] < prev["time"]:  # type: ignore[index]
                 reason = OLDER
         if reason is not None:
             self.reject(symbol, reason)
             return
-        self.quote_part[symbol] = q  # type: ignore[assignment]
-        self._put(symbol, BIDASK, self.tick_part.get(symbol), q)
-
-    def _put(self, symbol: str, stream: str, t: Tick | None, q: Tick | None) -> None:
-        merged = merge(self.name, symbol, t, q)
+        parts[symbol] = part  # type: ignore[assignment]
+        merged = merge(self.name, symbol, self.tick_part.get(symbol), self.quote_part.get(symbol))
         if merged["price"] is None:  # a one-sided quote and nothing else: no price to store
             self.reject(symbol, NO_PRICE)
             return
         self.ticks += 1
         self.writer.put(symbol, merged)
+
+    def arrival(self, stream: str, symbols: list[str]) -> asyncio.Future[None]:
+        """A future resolved when data of `stream` next arrives for any of `symbols` (whether or not
+        it is accepted): how a subscription learns its call works when no ccxt future resolves."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((stream, frozenset(symbols), future))
+        return future
+
+    def _wake(self, stream: str, symbol: str) -> None:
+        keep = []
+        for waiter in self._waiters:
+            kind, symbols, future = waiter
+            if future.done():
+                continue
+            if kind == stream and symbol in symbols:
+                future.set_result(None)
+            else:
+                keep.append(waiter)
+        self._waiters = keep
 
     def reject(self, symbol: str, reason: str) -> None:
         self.rejected[reason] += 1
@@ -181,6 +186,8 @@ class Intake:
             self.added_at[s] = epoch
         for s in removed:
             self.last_seen.pop(s, None)
+            self.arrived[TICKER].pop(s, None)
+            self.arrived[BIDASK].pop(s, None)
             self.added_at.pop(s, None)
             self.rejected_by_symbol.pop(s, None)
             self.tick_part.pop(s, None)

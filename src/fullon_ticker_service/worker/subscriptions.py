@@ -134,10 +134,15 @@ class Subscriptions:
         watch = getattr(self.exchange, stream.method)
         arg: Any = sub.symbols[0] if stream.per_symbol else list(sub.symbols)
         while not self._closing:
+            call = asyncio.ensure_future(watch(arg, dict(stream.params)))
             try:
-                await watch(arg, dict(stream.params))
-                self._connected(sub)
-                await self._until_connection_fails(sub)
+                if await self._first_data(sub, call):  # the call returned: ccxt parsed the data
+                    call.result()
+                    self._connected(sub)
+                    await self._until_connection_fails(sub)
+                else:  # data came through the native decoder, which resolves no ccxt future
+                    self._connected(sub)
+                    await call  # pending until the connection fails
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -145,6 +150,19 @@ class Subscriptions:
                 await self._failed(sub, "ccxt cancelled the subscription")
             except Exception as exc:  # ccxt's errors and anything else raised inside a watch call
                 await self._failed(sub, f"{type(exc).__name__}: {exc}")
+            finally:
+                if not call.done():
+                    call.cancel()
+
+    async def _first_data(self, sub: Subscription, call: asyncio.Future[Any]) -> bool:
+        """Wait for the call to return (True) or for data of its stream to reach any of its symbols
+        (False), whichever is first."""
+        arrival = self.intake.arrival(sub.stream.kind, sub.symbols)
+        try:
+            await asyncio.wait({call, arrival}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            arrival.cancel()
+        return call.done()
 
     async def _until_connection_fails(self, sub: Subscription) -> None:
         """Wait, without re-arming the watch, until the call's connection fails (ccxt rejects every
