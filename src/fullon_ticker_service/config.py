@@ -160,7 +160,7 @@ class ExchangeSettings:
     method: str = ""  # the ticker stream's "watch_tickers" / "watch_ticker"; empty = per-venue choice
     channel: str = ""  # the ticker stream's channel when the venue has several (binance: ticker)
     chunk: int = 0  # symbols per ticker subscription; 0 = per-venue default
-    stale_after: float = 30.0  # exchange-wide silence before a forced reconnect
+    stale_after: float = 30.0  # a stream (ticker or bid/ask) silent this long forces a reconnect
     symbol_stale_after: float = 300.0  # a symbol not written this long is stale (health) and forces a
     # resubscribe (0: no resubscribe; health then uses 300 s)
     reconnect_delay: float = 5.0  # TICKER_RECONNECT_DELAY: base of the reconnect backoff

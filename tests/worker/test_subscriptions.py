@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import time
 from typing import Any
 
 import pytest
 import redis.asyncio as aredis
 
+from fullon_ticker_service.channels import BIDASK
 from fullon_ticker_service.config import ExchangeSettings
 from fullon_ticker_service.sim import SimExchange, Simulator
 from fullon_ticker_service.worker import exchange as exchanges
@@ -114,3 +117,25 @@ async def test_one_failing_subscription_does_not_fail_the_others_or_count_forced
     await eventually(lambda: all(s.failures_in_row == 0 for s in subs.subs), 5, what="no failure left counted")
     assert not subs.failing
     assert all(s.errors >= 1 for s in subs.subs)  # the forced reconnects did fail their connections
+
+
+async def test_a_stream_that_goes_silent_while_another_flows_is_resubscribed(sim, parts):
+    """An exchange that stops one stream (e.g. ignored a resubscribe) while the other keeps flowing:
+    the exchange as a whole is not silent, but the watchdog reconnects the silent stream within
+    about `stale_after`, and it flows again. Not counted as an error."""
+    _, intake, subs, errors = parts
+    subs.cfg = dataclasses.replace(subs.cfg, stale_after=1.0)
+    await subs.add(sorted(intake.wanted))
+    await eventually(lambda: all(s in intake.arrived[BIDASK] for s in intake.wanted), 10, what="first quotes")
+    venue = sim.exchanges["binance"]
+    for symbol in venue.symbols:  # the exchange forgets every bookTicker subscription, keeps the tickers
+        for conn, channel in list(venue.subs[symbol]):
+            if channel == "bookTicker":
+                del venue.subs[symbol][(conn, channel)]
+    cut = time.monotonic()
+    ticks = intake.ticks
+    await eventually(lambda: subs.stale_reconnects >= 1, 4, what="the silent bid/ask stream kicked")
+    assert intake.ticks > ticks  # tickers kept flowing: only the stream was silent
+    await eventually(lambda: all(intake.arrived[BIDASK][s] > cut for s in intake.wanted), 5,
+                     what="bid/ask flowing again")
+    assert not errors and not subs.failing

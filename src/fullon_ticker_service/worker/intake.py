@@ -69,6 +69,7 @@ class Intake:
         self.last_seen: dict[str, float] = {}  # monotonic arrival per symbol (any ticker)
         self.arrived: dict[str, dict[str, float]] = {TICKER: {}, BIDASK: {}}  # per stream: monotonic arrival
         self.last_any = time.monotonic()
+        self.stream_last = {TICKER: self.last_any, BIDASK: self.last_any}  # per stream: newest arrival, any symbol
         self.first_tick_at: float | None = None  # monotonic, None: nothing arrived yet
         self.added_at: dict[str, float] = {}  # epoch time each wanted symbol was added (its start grace)
         self.ticks = 0
@@ -107,7 +108,7 @@ class Intake:
         """Normalise, validate, never older than this stream's last, merge with the other stream,
         hand to the writer; or count the rejection."""
         mono = time.monotonic()
-        self.last_any = mono
+        self.last_any = self.stream_last[stream] = mono
         if symbol not in self.wanted:
             return
         self.last_seen[symbol] = self.arrived[stream][symbol] = mono

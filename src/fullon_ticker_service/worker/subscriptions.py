@@ -9,7 +9,7 @@ call's value is not used: tickers reach us through the intake's hooks.
 
 Nothing dies silently: every exception from a watch call, ccxt's or not, is one log line, counted,
 backed off and retried; a loop that ends for any reason is noticed by the watchdog and restarted.
-The watchdog also forces a reconnect when the exchange, or one symbol, is silent too long, because
+The watchdog also forces a reconnect when a stream, or one symbol, is silent too long, because
 ccxt's keepalive can take minutes to notice a dead socket and a malformed frame silently stops
 ccxt's receive loop.
 """
@@ -211,13 +211,19 @@ class Subscriptions:
         await asyncio.sleep(wait)
 
     # --- the watchdog ---------------------------------------------------------------------------
-    def force_reconnect(self, why: str) -> None:
-        """Fail every open connection so the watch loops reconnect and resubscribe."""
-        clients = list(getattr(self.exchange, "clients", {}).values())
-        self.log.warning(f"forcing reconnect of {len(clients)} connection(s): {why}")
+    def force_reconnect(self, why: str, subs: list[Subscription] | None = None) -> None:
+        """Fail the connections of `subs` (default: every open connection) so their watch loops
+        reconnect and resubscribe. Every subscription on a failed connection is marked forced."""
+        clients = getattr(self.exchange, "clients", {})
+        urls = {s.url for s in subs} if subs is not None else set(clients)
+        if "" in urls:  # a subscription whose connection is not known yet: fail them all
+            urls = set(clients)
+        failing = [clients[u] for u in urls if u in clients]
+        self.log.warning(f"forcing reconnect of {len(failing)} connection(s): {why}")
         for sub in self.subs:
-            sub.forced = True
-        for client in clients:
+            if sub.url in urls or subs is None:
+                sub.forced = True
+        for client in failing:
             with contextlib.suppress(Exception):
                 client.on_error(ccxt.NetworkError(f"watchdog: {why}"))
 
@@ -236,26 +242,36 @@ class Subscriptions:
                 self._start(sub)
 
     async def watchdog(self) -> None:
-        """Restart ended loops; force a reconnect when the exchange, or any one symbol, is silent too long."""
-        cfg, intake = self.cfg, self.intake
-        period = max(0.1, min(1.0, cfg.stale_after / 4))
+        """Restart ended loops; force a reconnect when a stream (or the whole exchange), or any one
+        symbol, is silent too long."""
+        period = max(0.1, min(1.0, self.cfg.stale_after / 4))
         while True:
             await asyncio.sleep(period)
             self.restart_ended()
-            now = time.monotonic()
-            silent = now - intake.last_any
-            if silent >= cfg.stale_after and intake.wanted:
+            if self.intake.wanted:
+                self._kick_silent(time.monotonic())
+
+    def _kick_silent(self, now: float) -> None:
+        cfg, intake = self.cfg, self.intake
+        # a stream silent while another one flows is a dead subscription too (e.g. a resubscribe the
+        # exchange ignored): judged per stream, not only on the exchange's newest frame
+        kinds = sorted({s.stream.kind for s in self.subs})
+        silent = [k for k in kinds if now - intake.stream_last[k] >= cfg.stale_after]
+        if silent:
+            quiet = min(now - intake.stream_last[k] for k in silent)
+            what = "data" if len(silent) == len(kinds) else f"{'/'.join(silent)} data"
+            self.stale_reconnects += 1
+            self.force_reconnect(f"no {what} for {quiet:.1f}s", [s for s in self.subs if s.stream.kind in silent])
+            for k in silent:  # give the reconnect a full period before judging again
+                intake.stream_last[k] = now
+            return
+        limit = cfg.symbol_stale_after
+        if limit and now - self._last_symbol_kick >= limit:
+            stale = intake.silent(now, limit)
+            if stale:
+                self._last_symbol_kick = now
                 self.stale_reconnects += 1
-                self.force_reconnect(f"no data for {silent:.1f}s")
-                intake.last_any = now  # give the reconnect a full period before judging again
-                continue
-            limit = cfg.symbol_stale_after
-            if limit and intake.wanted and now - self._last_symbol_kick >= limit:
-                stale = intake.silent(now, limit)
-                if stale:
-                    self._last_symbol_kick = now
-                    self.stale_reconnects += 1
-                    self.force_reconnect(f"{len(stale)} symbol(s) silent for {limit:g}s, e.g. {stale[0]}")
+                self.force_reconnect(f"{len(stale)} symbol(s) silent for {limit:g}s, e.g. {stale[0]}")
 
     def snapshot(self) -> dict[str, Any]:
         """The subscriptions' part of the health record."""
