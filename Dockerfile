@@ -1,8 +1,11 @@
-# syntax=docker/dockerfile:1
 # fullon_ticker_service: the supervisor (`tickerctl up`) in the foreground as the container's PID 1.
 #
-#   docker build -t fullon-ticker .          (BuildKit: the default builder since Docker 23)
+#   docker build -t fullon-ticker .          (BuildKit, the default builder since Docker 23: RUN --mount)
+#   podman build --format docker -t fullon-ticker .   (the OCI format would drop HEALTHCHECK)
 #   docker run --rm --stop-timeout 20 -e REDIS_HOST=... -e DATABASE_URL=postgresql://... fullon-ticker
+#
+# No `# syntax=` line on purpose: it makes BuildKit fetch a frontend image from a registry first,
+# which fails on an offline builder. `make container-test` builds and runs this image for real.
 #
 # Configuration: environment variables (REDIS_*, DATABASE_URL or DB_*, ADMIN_MAIL, LOG_*, TICKER_*;
 # see README "Configuration"), plus the TOML file at $TICKER_CONFIG. The image ships a small one
@@ -11,7 +14,8 @@
 # Stopping: `docker stop` sends SIGTERM; the supervisor SIGTERMs its workers (each flushes, writes
 # its `stopped` health record, exits) and SIGKILLs any still running after supervisor.stop_timeout.
 # Docker SIGKILLs the whole container after its own stop timeout (10 s unless --stop-timeout /
-# compose stop_grace_period), so the image's config sets stop_timeout = 7 to finish inside those 10 s.
+# compose stop_grace_period), so the image sets TICKER_STOP_TIMEOUT=7 to finish inside those 10 s
+# (the environment wins over any config file you mount; give both more time together: -e and --stop-timeout).
 
 # --- build: wheels of the package and all its dependencies (no compiler needed: all ship wheels) ---
 FROM python:3.11-slim AS build
@@ -28,6 +32,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TICKER_CONFIG=/etc/tickerctl/tickerctl.toml \
+    TICKER_STOP_TIMEOUT=7 \
     LOG_FORMAT=json
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels fullon_ticker_service \
@@ -37,8 +42,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && printf '%s\n' \
       '# Image defaults; mount your own file here (or set TICKER_CONFIG) to replace them.' \
       '# Without DATABASE_URL or DB_* the catalog is the [exchanges] tables of this file (none here).' \
-      '[supervisor]' \
-      'stop_timeout = 7.0' \
+      '# supervisor.stop_timeout comes from TICKER_STOP_TIMEOUT (7 s), which wins over this file.' \
       > /etc/tickerctl/tickerctl.toml
 COPY --chmod=0755 scripts/check_health /usr/local/bin/check_health
 

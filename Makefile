@@ -52,6 +52,17 @@ failover-defaults: install
 sim: install
 	$(BIN)/tickerctl sim
 
+# By hand, not part of `make test` (docs/deployment.md has the results). Each skips with one line
+# where no container engine can run.
+.PHONY: container-test fresh-test
+# The image built and run for real: PID 1, read-only root, tickers, HEALTHCHECK, stop, titles (~1 min).
+container-test: install
+	scripts/container-test
+
+# The quick start on a fresh Debian container: a clone of the committed HEAD, `make demo`, `make test` (~30 min).
+fresh-test:
+	scripts/fresh-test
+
 lint: install
 	$(BIN)/ruff check src tests examples scripts/*.py
 

@@ -1,9 +1,10 @@
-"""Dockerfile, .dockerignore and docker-compose.yml, checked without a Docker daemon (there is none here).
+"""Dockerfile, .dockerignore and docker-compose.yml, checked without a container engine.
 
 What is checked: the structure Docker and Compose rely on, that every setting the files pass is
 one the service reads and accepts (`config.load`), that every command they run parses in our
-CLI, and that the compose `db-init` command really initialises a PostgreSQL catalog. What is not:
-building the image and running the containers.
+CLI, and that the compose `db-init` command really initialises a PostgreSQL catalog. Compose's own
+validation of the file is test_compose_config.py. Building the image and running it is
+`make container-test` (scripts/container-test), run by hand: docs/deployment.md has its results.
 """
 
 from __future__ import annotations
@@ -145,6 +146,13 @@ def effective_argv(service: dict[str, Any], dockerfile: list[tuple[str, str]]) -
 
 
 # --- Dockerfile ------------------------------------------------------------------------------
+def test_dockerfile_builds_offline():
+    """No `# syntax=` parser directive: with one, BuildKit first fetches that frontend image from a
+    registry, and the build fails on any builder without one (offline, air-gapped, a local mirror)."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert not re.search(r"^#\s*syntax\s*=", text, re.IGNORECASE | re.MULTILINE), "a `# syntax=` directive"
+
+
 def test_dockerfile_shape(dockerfile):
     """python:3.11-slim, non-root numeric USER, exec-form `tickerctl up`, SIGTERM, a HEALTHCHECK."""
     froms = [a for w, a in dockerfile if w == "FROM"]
@@ -176,6 +184,11 @@ def test_image_settings_are_read_by_the_service(dockerfile, tmp_path):
     s = config.load(None, environ={**service_env, "TICKER_CONFIG": str(toml)}, dotenv=None)
     assert s.source == str(toml) and s.service.log_format == "json"
     # the supervisor's SIGKILL deadline falls inside a plain `docker stop` (10 s), with room to exit
+    assert s.supervisor.stop_timeout + MARGIN <= DOCKER_DEFAULT_STOP_TIMEOUT, s.supervisor.stop_timeout
+    # ... also with a config file of the user's mounted over the image's (no [supervisor] in it)
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[service]\nnamespace = "mine"\n')
+    s = config.load(None, environ={**service_env, "TICKER_CONFIG": str(mine)}, dotenv=None)
     assert s.supervisor.stop_timeout + MARGIN <= DOCKER_DEFAULT_STOP_TIMEOUT, s.supervisor.stop_timeout
 
 

@@ -25,7 +25,32 @@ from tests.supervisor.helpers import NAMESPACE, alive, env, write_config
 
 STOP_TIMEOUT = 8.0  # write_config's supervisor.stop_timeout
 
-pytestmark = pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare (util-linux) not installed")
+
+def _pid_namespace_unavailable() -> str | None:
+    """Why this machine cannot give a test its own PID namespace, or None when it can.
+
+    Creating one needs CAP_SYS_ADMIN: containers and CI runners usually lack it, and then
+    `unshare` fails at once ("Operation not permitted"). One quick probe decides, instead of
+    every test timing out waiting for a namespace that never appears.
+    """
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) not installed"
+    try:
+        out = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                             capture_output=True, text=True, timeout=5)
+    except subprocess.TimeoutExpired:
+        return "`unshare --pid --fork --mount-proc true` did not finish within 5 s"
+    except OSError as exc:
+        return f"unshare cannot run: {exc}"
+    if out.returncode != 0:
+        why = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
+        return (f"cannot create a PID namespace here (needs CAP_SYS_ADMIN, which containers and CI "
+                f"runners usually lack): {why}")
+    return None
+
+
+_UNAVAILABLE = _pid_namespace_unavailable()
+pytestmark = pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")
 
 
 class Namespace:
