@@ -8,8 +8,10 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
+# A venv left half-made (no pip: python3-venv was missing) is made again, after installing that package.
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/pip || { PYTHON=$(PYTHON) scripts/ensure-services --binaries venv && rm -rf $(VENV) \
+		&& $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
@@ -20,7 +22,7 @@ test: install
 
 # The demo runs a redis-server of its own (127.0.0.1:8766): only the binary is needed.
 demo: install
-	@command -v redis-server >/dev/null 2>&1 || scripts/ensure-services redis
+	@command -v redis-server >/dev/null 2>&1 || scripts/ensure-services --binaries redis
 	$(BIN)/tickerctl demo
 
 # The full benchmark (~10 min): docs/benchmarks.md explains it; raw output in docs/benchmarks-raw.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from pathlib import Path
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -13,17 +13,19 @@ def _interrupted(signum: int, frame: object) -> None:
 
 # Run as a command (not imported by a test or an embedding program): a Ctrl-C while the command is
 # still importing or starting ends it without a traceback; `finally` blocks (the demo's cleanup) run.
-if Path(sys.argv[0]).name in ("tickerctl", "cli.py") and \
+# First thing, with modules the interpreter has already loaded, so the unguarded window is as short
+# as Python's own start-up.
+if os.path.basename(sys.argv[0]) in ("tickerctl", "cli.py") and \
         signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, _interrupted)
 
 import asyncio  # noqa: E402 - the imports come after the handler above, on purpose
 import contextlib  # noqa: E402
-import os  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterable  # noqa: E402
 from enum import StrEnum  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import orjson  # noqa: E402
