@@ -66,19 +66,20 @@ async def test_a_difference_is_said_once_counted_and_ccxt_takes_over(sim, redis_
     await exchanges.open_loop(worker.exchange)
     worker.intake.hook(worker.exchange)
     worker.intake.set_wanted(set(sim.symbols("binance")), worker.exchange.markets)
-    worker.native = exchanges.install_decoder(worker.exchange, cfg, worker._decoder_mismatch)
-    decode = worker.native.decoder.decode
+    worker.decoder.install(worker.exchange)
+    decode = worker.decoder.installed.decoder.decode
 
     def wrong(msg: Any, client: Any = None) -> Any:  # every last price off by one tick
         out = decode(msg, client)
         return None if out is None else [(s, sym, {**t, "last": (t["last"] or 0) + 0.01}) for s, sym, t in out]
 
-    worker.native.decoder.decode = wrong
+    worker.decoder.installed.decoder.decode = wrong
     try:
         await worker.exchange.watch_tickers(sim.symbols("binance"), {"name": "ticker"})
-        await eventually(lambda: worker.native is None, 10, 0.05, "the decoder switched off")
-        assert worker.decoder["decoder"] == "ccxt" and worker.decoder["decoder_mismatches"] == 1
-        assert "last: ours" in worker.decoder["decoder_fallback"]
+        await eventually(lambda: worker.decoder.installed is None, 10, 0.05, "the decoder switched off")
+        h = worker.decoder.snapshot()
+        assert h["decoder"] == "ccxt" and h["decoder_mismatches"] == 1 and "decoder_frames" not in h
+        assert "last: ours" in h["decoder_fallback"]
         before = worker.intake.ticks
         await asyncio.sleep(0.5)
         assert worker.intake.ticks > before  # ccxt's parses keep flowing into the intake

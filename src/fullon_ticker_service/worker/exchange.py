@@ -56,19 +56,6 @@ def build(name: str, cfg: ExchangeSettings) -> tuple[Any, list[Stream]]:
     return exchange, streams
 
 
-def install_decoder(exchange: Any, cfg: ExchangeSettings, on_mismatch: Callable[[Any], None]) -> Any:
-    """Our native decoder for this exchange's busiest channels, where one exists and the config
-    wants it (`decoder = "native"`): frames it recognises skip ccxt's parser and are stored where
-    ccxt would store them (the intake's hooks see them the same way); everything else, and 1 frame in
-    `shadow_every` as a check, goes to ccxt. -> the installation, or None (ccxt parses everything)."""
-    from fullon_ticker_service import native
-
-    if cfg.decoder != "native" or not native.supported(exchange.id):
-        return None
-    return native.install(exchange, native.build_decoder(exchange), lambda stream, symbol, ticker: None,
-                          shadow_every=cfg.shadow_every, on_mismatch=on_mismatch, store=True)
-
-
 def config_for(cfg: ExchangeSettings) -> dict[str, Any]:
     return {"enableRateLimit": True, **cfg.ccxt}
 

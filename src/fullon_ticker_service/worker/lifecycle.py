@@ -1,6 +1,6 @@
 """One worker process from start to exit: build the parts, run them, one shutdown path, exit code.
 
-    start  -> the ccxt exchange, its markets, the wanted symbols (exchange.py, intake.py)
+    start  -> the ccxt exchange, its markets, the parser (decoder.py), the wanted symbols (exchange.py, intake.py)
     serve  -> subscriptions + watchdog (subscriptions.py), the flusher (writer.py),
               the health report (report.py), the supervisor's pipe (link.py)
     stop   -> stop taking ticks, final flush, final report, give the lease back, close sockets
@@ -28,6 +28,7 @@ from fullon_ticker_service.launch import EXIT_CONFIG, EXIT_CRASH, EXIT_FENCED, E
 from fullon_ticker_service.redis_client import make_redis
 from fullon_ticker_service.tick import MALFORMED
 from fullon_ticker_service.worker import exchange as exchanges
+from fullon_ticker_service.worker.decoder import Decoder
 from fullon_ticker_service.worker.intake import Intake
 from fullon_ticker_service.worker.link import Link
 from fullon_ticker_service.worker.ownership import Lease, LeaseLost
@@ -51,8 +52,7 @@ class Worker:
         self.intake = Intake(self.name, self.cfg, self.writer)
         self.exchange: Any = None
         self.subs: Subscriptions | None = None
-        self.native: Any = None  # the native decoder's installation (None: ccxt parses every frame)
-        self.decoder = {"decoder": "ccxt", "decoder_mismatches": 0, "decoder_fallback": ""}
+        self.decoder = Decoder(self.name, self.cfg)
         self.link = Link(control, spec.parent_pid, lambda: (self.phase, self.status, self.last_error))
         self.reporter = Reporter(self.name, spec.settings, self.cfg, self.redis, self.lease, self.writer, self.intake,
                                  self._parts, lambda: self.phase, self._failing, self._lease_lost)
@@ -124,9 +124,7 @@ class Worker:
         await exchanges.load_markets(self.exchange, self.cfg, self.note_error)
         await exchanges.open_loop(self.exchange)
         self.intake.hook(self.exchange)
-        self.native = exchanges.install_decoder(self.exchange, self.cfg, self._decoder_mismatch)
-        if self.native is not None:
-            self.decoder["decoder"] = "native"
+        self.decoder.install(self.exchange)
         self.intake.set_wanted(set(self.spec.symbols), self.exchange.markets or {})
         if not self.intake.wanted:
             given = ", ".join(self.intake.unknown) or "(none given)"
@@ -232,22 +230,7 @@ class Worker:
             self.subs.force_reconnect("receive loop failed")
 
     def _parts(self, now: float) -> dict[str, Any]:
-        native = {"decoder_frames": self.native.stats.decoded, "shadow_checks": self.native.stats.shadowed} \
-            if self.native is not None else {}
-        return {**(self.subs.snapshot() if self.subs else {}), **self.decoder, **native}
-
-    def _decoder_mismatch(self, m: Any) -> None:
-        """A shadow check found our decoder's value different from ccxt's: one line with both
-        values, counted, and ccxt parses every frame of this exchange until the worker restarts."""
-        self.decoder["decoder_mismatches"] += 1
-        if self.native is None:
-            return
-        fields = ", ".join(f"{f}: ours {a!r}, ccxt {b!r}" for f, a, b in m.fields) or f"ccxt raised {m.error!r}"
-        self.log.error(f"native decoder differs from ccxt for {m.stream} {m.symbol} ({fields}); ccxt parses "
-                       f"every frame from now on, until restart")
-        self.native.uninstall()
-        self.native = None
-        self.decoder.update(decoder="ccxt", decoder_fallback=f"{m.stream} {m.symbol}: {fields}"[:300])
+        return {**(self.subs.snapshot() if self.subs else {}), **self.decoder.snapshot()}
 
     async def _until_stopped(self, coro: Coroutine[Any, Any, None]) -> bool:
         """Run `coro` unless a stop comes first (then cancel it); True when it completed."""
