@@ -1,29 +1,42 @@
 #!/usr/bin/env python3
-"""The reproducible benchmark (issue #6): real worker processes, real Redis, the local simulator.
+"""The reproducible benchmark (issue #6, "Beat the peers"): real processes, real Redis, the local simulator.
 
     .venv/bin/python scripts/bench.py [--out DIR] [--quick] [--redis-db 11] [...]
 
 Every party runs in its own process, so each one's CPU and memory can be read from /proc:
-  sim        the simulator (`Simulator`, Binance `ticker` frames, offered rate set per step) plus a
-             send log: the wall-clock time each quote was generated, to the microsecond;
+  sim        the simulator (`Simulator`, Binance frames, offered rate set per step) plus a send log:
+             the wall-clock time each quote was generated, to the microsecond;
   observer   PSUBSCRIBE `ticker_updates:bench_*` (raw socket + hiredis): the moment a value is
-             readable in Redis, seen from outside the worker. The worker's Lua script writes the
-             hash and PUBLISHes in one step, so the message marks the write;
+             readable in Redis, seen from outside the writer (the worker's Lua script writes the hash
+             and PUBLISHes in one step); while cryptofeed's own Redis backend is measured (it
+             publishes nothing), a MONITOR connection sees each of its ZADDs and the value written;
   designs    alive together, each on its own simulator with the same seed (the same frames), only
-             the measured one fed, back to back at each offered rate:
-             `ccxt-only`  ccxt.pro parsing only, no writes: the ceiling of this design;
-             `ours`       the real worker (`python -m fullon_ticker_service.worker`);
-             `upstream`   fullon's pattern: one `watch_ticker` loop per symbol, three awaited Redis
-                          commands per tick (HSET tickers, SET ticker_time, PUBLISH);
-             then ccxt-only and ours alternate at saturation (the ceiling ratio, wall clock and per CPU).
+             the measured one fed, back to back at each offered rate, on two Binance streams:
+             `ticker` (24hrTicker) and `bookTicker` (what cryptofeed's Binance TICKER is):
+             `ccxt-only`   ccxt.pro parsing only, no writes: the ceiling of a ccxt design;
+             `ours-native` / `ours-ccxt`  the real worker (`python -m fullon_ticker_service.worker`)
+                           with `decoder = "native"` / `"ccxt"`; a worker whose config does not know
+                           `decoder` yet runs once, as `ours`;
+             `upstream`    fullon's pattern (ticker only): one `watch_ticker` loop per symbol, three
+                           awaited Redis commands per tick (HSET tickers, SET ticker_time, PUBLISH);
+             `cryptofeed`  the peer (bookTicker only; PyPI `cryptofeed`, pointed at the simulator)
+                           with a minimal latest-value callback of ours: per tick one pipelined round
+                           trip HSET tickers + SET ticker_time + PUBLISH, our layout;
+             `cryptofeed-redis`  the peer with its own Redis backend (`TickerRedis`: a ZSET per
+                           symbol that keeps every tick: history, not latest values);
+             then ccxt-only and each of ours (and cryptofeed on bookTicker) alternate at saturation
+             (the ceiling ratio, wall clock and per CPU).
 Then several workers at once through `tickerctl up` (aggregate rate, per-worker latency, RSS/PSS
 per start method), the time from `tickerctl up` to the first tick of 5 exchanges, py-spy profiles
 of the worker (docs/benchmarks.md explains the method) and a memory soak. Latency = observer
-receive time - send time (the send log, matched on symbol+last+bid+ask; the frame's `E` field only
-has milliseconds and is reported beside it). Results: a text report on stdout and, with `--out`,
-`bench.json` + `bench.txt`.
+receive time - send time (the send log, matched on symbol+last+bid+ask, or symbol+bid+ask on
+bookTicker, to the latest send of that value before the receive; the frame's `E` field only has
+milliseconds and is reported beside it). Results: a text report on stdout and, with `--out`,
+`bench.json` + `bench.txt` + `bench.png` (latency and CPU per tick against the offered rate;
+needs matplotlib). cryptofeed and matplotlib are optional (`pip install -e '.[bench]'`): without
+them their parts are skipped with one line saying so.
 
-Internal roles (`bench.py _sim|_observe|_ccxt|_upstream ...`) speak JSON lines on stdin/stdout.
+Internal roles (`bench.py _sim|_observe|_ccxt|_upstream|_cryptofeed ...`) speak JSON lines on stdin/stdout.
 """
 
 # The orchestrator is a script, not a service: blocking reads of small local files and timeout
@@ -33,20 +46,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import codecs
 import contextlib
 import ctypes
+import importlib.util
 import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -58,9 +77,39 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SAT = 200_000.0  # "saturation": more than anything here can send or parse
-DESIGNS = ("ccxt-only", "ours", "upstream")
+OURS = ("ours-native", "ours-ccxt", "ours")  # the worker with decoder = native / ccxt / its default
+DESIGNS = ("ccxt-only", *OURS, "upstream", "cryptofeed", "cryptofeed-redis")
+CRYPTOFEED = ("cryptofeed", "cryptofeed-redis")
+TICKER, BOOK = "ticker", "bookTicker"  # the two Binance streams compared
+STREAMS = (TICKER, BOOK)
+# which design can consume which stream: fullon's pattern is watch_ticker; cryptofeed's Binance TICKER
+# is bookTicker and it drops 24hrTicker frames ("Unexpected message received")
+SUPPORTS = {TICKER: ("ccxt-only", *OURS, "upstream"), BOOK: ("ccxt-only", *OURS, *CRYPTOFEED)}
+FIELDS = {TICKER: ("last", "bid", "ask"), BOOK: ("bid", "ask")}  # what a stored value must equal
+WORKER_STREAM = {TICKER: "ticker", BOOK: "bidask"}  # the worker's `streams` config per stream
 PREFIX = "bench"  # catalog names bench_<venue>[_n]: our channels never mix with other users of the server
 NAMESPACE = "bench"
+CF_KEY = "ticker"  # cryptofeed's TickerRedis default key: ZSET `ticker-BINANCE-BTC-USDT` per symbol
+CF_EXCHANGE = "BINANCE"
+
+
+def cf_symbol(symbol: str) -> str:
+    """ccxt's BTC/USDT -> cryptofeed's BTC-USDT (spot)."""
+    return symbol.replace("/", "-")
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a writer keeps its latest values: our layout (HSET tickers:{exchange}) or cryptofeed's
+    ZSETs (the member with the highest score is the latest); `fields` are what must equal the last sent."""
+
+    exchange: str
+    fields: tuple[str, ...] = FIELDS[TICKER]
+    zset: bool = False
 
 
 # =============================================================================================
@@ -209,18 +258,44 @@ async def role_sim(a: argparse.Namespace) -> None:
         await sim.stop()
 
 
+MONITOR_ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
+
+
+def monitor_zadd(line: bytes) -> tuple[int, bytes, bytes] | None:
+    """(db, key, member) of a MONITOR line of a ZADD (`<time> [<db> <client>] "ZADD" "key" "NX" "score"
+    "member"`, every argument quoted with backslash escapes), else None."""
+    head, _, rest = line.partition(b"] ")
+    args = [codecs.escape_decode(x)[0] for x in MONITOR_ARG.findall(rest)]
+    if len(args) < 4 or args[0].upper() != b"ZADD":
+        return None
+    try:
+        db = int(head.split(b"[", 1)[1].split(b" ", 1)[0])
+    except (IndexError, ValueError):
+        return None
+    return db, args[1], args[-1]
+
+
 async def role_observe(a: argparse.Namespace) -> None:
     import hiredis
 
-    reader, writer = await asyncio.open_connection(a.host, a.port)
-    pattern = f"ticker_updates:{PREFIX}_*".encode()
-    cmd = [b"PSUBSCRIBE", pattern]
-    if a.password:
-        writer.write(b"*2\r\n$4\r\nAUTH\r\n" + f"${len(a.password)}\r\n{a.password}\r\n".encode())
-    writer.write(f"*{len(cmd)}\r\n".encode() + b"".join(b"$%d\r\n%s\r\n" % (len(c), c) for c in cmd))
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(a.host, a.port)
+        if a.password:
+            writer.write(b"*2\r\n$4\r\nAUTH\r\n" + f"${len(a.password)}\r\n{a.password}\r\n".encode())
+        return reader, writer
+
+    def command(*args: bytes) -> bytes:
+        return f"*{len(args)}\r\n".encode() + b"".join(b"$%d\r\n%s\r\n" % (len(c), c) for c in args)
+
+    reader, writer = await connect()
+    writer.write(command(b"PSUBSCRIBE", f"ticker_updates:{PREFIX}_*".encode()))
     await writer.drain()
     rd = hiredis.Reader()
     records: list[tuple[float, bytes, bytes]] = []
+    # cryptofeed's own Redis backend publishes nothing: while it is measured, a MONITOR connection sees
+    # each of its ZADDs (with the member written) the moment the server runs it, as a PUBLISH would be seen
+    monitor: dict[str, Any] = {"task": None, "writer": None, "label": "", "prefix": b""}
+    mon_records: list[tuple[float, bytes]] = []
 
     async def pump() -> None:
         while chunk := await reader.read(1 << 20):
@@ -231,23 +306,62 @@ async def role_observe(a: argparse.Namespace) -> None:
                     records.append((t, m[2], m[3]))
         raise ConnectionError("redis closed the observer's connection")
 
+    async def monitor_pump(mreader: asyncio.StreamReader) -> None:
+        mrd = hiredis.Reader()
+        needle = b'"ZADD" "' + monitor["prefix"]
+        while chunk := await mreader.read(1 << 20):
+            t = time.time()
+            mrd.feed(chunk)
+            while (m := mrd.gets()) is not False:
+                if isinstance(m, bytes) and needle in m:
+                    mon_records.append((t, m))
+
     task = asyncio.create_task(pump())
 
+    async def monitor_on(label: str, prefix: str) -> dict[str, Any]:
+        await monitor_off()
+        mreader, mwriter = await connect()
+        mwriter.write(command(b"MONITOR"))
+        await mwriter.drain()
+        monitor.update(label=label, prefix=prefix.encode(), writer=mwriter,
+                       task=asyncio.create_task(monitor_pump(mreader)))
+        return {"ok": True}
+
+    async def monitor_off() -> dict[str, Any]:
+        if monitor["task"] is not None:
+            monitor["task"].cancel()
+            monitor["writer"].close()
+            monitor.update(task=None, writer=None)
+        mon_records.clear()
+        return {"ok": True}
+
     def clear() -> dict[str, Any]:
-        n = len(records)
+        n = len(records) + len(mon_records)
         records.clear()
+        mon_records.clear()
         return {"n": n, "t": time.time()}
 
     def dump(path: str) -> dict[str, Any]:
-        """Write [exchange, symbol, last, bid, ask, tick time, receive time] rows, then forget them."""
+        """Write [exchange, symbol, last, bid, ask, tick time, receive time] rows, then forget them.
+        `n`: PUBLISHes; `zadds`: ZADDs of the monitored ZSETs (their rows carry the member's values)."""
         rows = []
         for t, channel, data in records:
             tick = orjson.loads(data)
             exchange = channel.decode().split(":", 2)[1]
             rows.append([exchange, tick["symbol"], tick["last"], tick["bid"], tick["ask"], tick["time"], t])
+        zadds = 0
+        for t, line in mon_records:
+            z = monitor_zadd(line)
+            if z is None or z[0] != a.db or not z[1].startswith(monitor["prefix"]):
+                continue
+            zadds += 1
+            m = orjson.loads(z[2])
+            rows.append([monitor["label"], m["symbol"].replace("-", "/"), None, m["bid"], m["ask"], m["timestamp"], t])
+        n = len(records)
         records.clear()
+        mon_records.clear()
         Path(path).write_bytes(orjson.dumps(rows))
-        return {"n": len(rows), "t": time.time()}
+        return {"n": n, "zadds": zadds, "t": time.time()}
 
     def first() -> dict[str, Any]:
         seen: dict[str, float] = {}
@@ -257,7 +371,7 @@ async def role_observe(a: argparse.Namespace) -> None:
         return {"first": seen, "alive": not task.done()}
 
     say({"pid": os.getpid()})
-    await serve({"clear": clear, "dump": dump, "first": first})
+    await serve({"clear": clear, "dump": dump, "first": first, "monitor_on": monitor_on, "monitor_off": monitor_off})
     task.cancel()
 
 
@@ -279,7 +393,10 @@ async def _ccxt_exchange(a: argparse.Namespace) -> Any:
     async with aiohttp.ClientSession() as s, s.get(a.markets) as r:
         markets = orjson.loads(await r.read())
     ex.set_markets(markets)
-    ex.tickers = CountingTickers()
+    if a.stream == BOOK:
+        ex.bidsasks = CountingTickers()
+    else:
+        ex.tickers = CountingTickers()
     return ex
 
 
@@ -291,7 +408,10 @@ async def role_ccxt(a: argparse.Namespace) -> None:
     async def loop(chunk: list[str]) -> None:
         while True:
             try:
-                await ex.watch_tickers(chunk, {"name": "ticker"})
+                if a.stream == BOOK:
+                    await ex.watch_bids_asks(chunk)
+                else:
+                    await ex.watch_tickers(chunk, {"name": "ticker"})
             except Exception as exc:
                 print(f"ccxt-only: {type(exc).__name__}: {exc}", file=sys.stderr)
                 await asyncio.sleep(0.5)
@@ -341,6 +461,87 @@ async def role_upstream(a: argparse.Namespace) -> None:
         t.cancel()
     await ex.close()
     await redis.aclose()
+
+
+async def role_cryptofeed(a: argparse.Namespace) -> None:
+    """The peer: cryptofeed's Binance feed (TICKER = bookTicker) on the simulator, writing to Redis
+    through its own backend (`--backend redis`: TickerRedis) or our latest-value callback (`callback`)."""
+    import cryptofeed.feed
+    from cryptofeed import FeedHandler
+    from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint, WSAsyncConn
+    from cryptofeed.defines import TICKER as CF_TICKER
+    from cryptofeed.exchanges import Binance
+    from redis.asyncio import Redis
+
+    class LoopbackWS(WSAsyncConn):
+        """cryptofeed refuses any address but wss://; the simulator speaks plain ws on loopback, to
+        every design alike (TLS would charge cryptofeed alone for decryption)."""
+
+        def __init__(self, address: str, *args: Any, **kw: Any) -> None:
+            super().__init__("wss://" + address.removeprefix("ws://"), *args, **kw)
+            self.address = address
+
+    cryptofeed.feed.WSAsyncConn = LoopbackWS  # what Feed.connect() builds its sockets with
+
+    class SimBinance(Binance):
+        """cryptofeed's Binance with its two URLs pointed at the simulator's Binance venue: the
+        websocket base (`/stream?streams=...` is appended) and the REST base (exchangeInfo)."""
+
+        websocket_endpoints: ClassVar[list[Any]] = [WebsocketEndpoint(a.ws)]
+        rest_endpoints: ClassVar[list[Any]] = [RestEndpoint(a.http, routes=Routes("/api/v3/exchangeInfo"))]
+
+    symbols = orjson.loads(a.symbols)
+    ccxt_of = {cf_symbol(s): s for s in symbols}
+    done = {"ticks": 0, "parsed": 0} if a.backend == "redis" else {"ticks": 0, "parsed": 0, "round_trips": 0}
+    auth = f":{a.password}@" if a.password else ""
+    if a.backend == "redis":
+        from cryptofeed.backends.redis import TickerRedis
+
+        class CountedTickerRedis(TickerRedis):  # type: ignore[misc]
+            """TickerRedis as it is, counting the ticks cryptofeed hands it."""
+
+            async def write(self, data: Any) -> None:
+                done["ticks"] += 1
+                done["parsed"] += 1
+                await super().write(data)
+
+        backend = CountedTickerRedis(host=a.host, port=a.port)
+        backend.redis = f"redis://{auth}{a.host}:{a.port}/{a.db}"  # its URL has no db: keep off db 0
+        callback: Any = backend
+    else:
+        redis = Redis(host=a.host, port=a.port, db=a.db, password=a.password or None)
+        ex = a.exchange
+
+        async def callback(t: Any, receipt: float) -> None:
+            """The latest value in our layout, one pipelined round trip per tick (awaited, as a
+            cryptofeed callback is: the feed reads its socket again when the callback returns)."""
+            done["parsed"] += 1
+            symbol = ccxt_of.get(t.symbol, t.symbol)
+            bid, ask = float(t.bid), float(t.ask)
+            when = t.timestamp or receipt
+            data = orjson.dumps({"symbol": symbol, "exchange": ex, "price": (bid + ask) / 2, "volume": 0.0,
+                                 "time": when, "bid": bid, "ask": ask, "last": None, "change": None,
+                                 "percentage": None})
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.hset(f"tickers:{ex}", symbol, data)
+                pipe.set(f"ticker_time:{ex}:{symbol}", repr(when))
+                pipe.publish(f"ticker_updates:{ex}:{symbol}", data)
+                await pipe.execute()
+            done["ticks"] += 1
+            done["round_trips"] += 1
+
+    # uvloop: the bench already runs every role on it; the silence timeout as long as ours (the feed
+    # is idle for minutes between steps); its log (warnings) beside the bench's other logs
+    config = {"uvloop": False, "log": {"filename": a.log or "/dev/null", "level": "WARNING"}}
+    fh = FeedHandler(config=config)
+    feed = SimBinance(symbols=[cf_symbol(s) for s in symbols], channels=[CF_TICKER],
+                      callbacks={CF_TICKER: callback}, timeout=3600, config=config)
+    fh.add_feed(feed)
+    fh.run(start_loop=False, install_signal_handlers=False)
+    say({"pid": os.getpid(), "connections": len(feed.connection_handlers)})
+    await serve({"stats": lambda: {**done, "t": time.time()}})
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(fh.stop_async(), 10)
 
 
 # =============================================================================================
@@ -408,9 +609,11 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="run-", dir=self.runtime))
         self.observer: Child | None = None
         self.results: dict[str, Any] = {"single": [], "sweep": [], "multi": [], "memory": [], "startup": [],
-                                        "profile": None, "soak": None, "errors": []}
+                                        "profile": None, "soak": None, "errors": [], "notes": []}
         self.t0 = time.monotonic()
         self.symbols_of: dict[str, set[str]] = {}  # what each catalog name collects (for staleness)
+        self.primary = "ours"  # the worker design the targets are judged on (ours-native when it exists)
+        self.decoder = False  # the worker's config knows `decoder`
 
     def note(self, msg: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
@@ -424,8 +627,10 @@ class Bench:
         return ["--host", a.redis_host, "--port", str(a.redis_port), "--db", str(a.redis_db),
                 "--password", a.redis_password]
 
-    def write_config(self, sim: Child, exchanges: dict[str, tuple[str, int]], start_method: str = "") -> Path:
-        """exchanges: catalog name -> (simulated venue, number of symbols)."""
+    def write_config(self, sim: Child, exchanges: dict[str, tuple[str, int]], start_method: str = "",
+                     extra: dict[str, Any] | None = None) -> Path:
+        """exchanges: catalog name -> (simulated venue, number of symbols); `extra`: more settings of
+        every exchange (streams, decoder)."""
         a = self.a
         lines = ["[service]", f'namespace = "{NAMESPACE}"', "health_interval = 0.5", 'log_level = "WARNING"', "",
                  "[redis]", f"host = {toml_value(a.redis_host)}", f"port = {a.redis_port}", f"db = {a.redis_db}"]
@@ -440,7 +645,8 @@ class Bench:
             lines += [f"[exchanges.{name}]", f'ccxt_id = "{venue}"',
                       f'markets = "{sim.hello["http"]}/{venue}/markets"',
                       f"ccxt = {toml_value(sim.hello['ccxt'][venue])}",
-                      f"symbols = {toml_value(sim.hello['symbols'][venue][:n])}", ""]
+                      f"symbols = {toml_value(sim.hello['symbols'][venue][:n])}",
+                      *(f"{k} = {toml_value(v)}" for k, v in (extra or {}).items()), ""]
         path = self.tmp / f"config-{len(list(self.tmp.glob('config-*')))}.toml"
         path.write_text("\n".join(lines))
         return path
@@ -487,20 +693,35 @@ class Bench:
             await asyncio.sleep(0.1)
 
     # --- measurement pieces --------------------------------------------------------------------
-    async def stale(self, sim: Child, venue: str, exchanges: list[str]) -> tuple[int, int]:
-        """(stale symbols summed over exchanges, symbols compared): stored last/bid/ask != last sent."""
+    async def stored(self, store: Store) -> dict[str, list[Any]]:
+        """The latest stored value of every symbol of `store`, as [field values]."""
+        if store.zset:
+            syms = sorted(self.symbols_of[store.exchange])
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sym in syms:
+                    pipe.zrange(f"{CF_KEY}-{CF_EXCHANGE}-{cf_symbol(sym)}", -1, -1)
+                tops = await pipe.execute()
+            values = {sym: orjson.loads(top[0]) for sym, top in zip(syms, tops, strict=True) if top}
+        else:
+            raw = await self.redis.hgetall(f"tickers:{store.exchange}")
+            values = {k.decode(): orjson.loads(v) for k, v in raw.items()}
+        return {sym: [t.get(f) for f in store.fields] for sym, t in values.items()}
+
+    async def stale(self, sim: Child, venue: str, stores: list[Store]) -> tuple[int, int]:
+        """(stale symbols summed over stores, symbols compared): stored value != last sent."""
         good = (await sim.call("state", venue=venue))["last_good"]
         stale = total = 0
-        for ex in exchanges:
-            stored = {k.decode(): orjson.loads(v) for k, v in (await self.redis.hgetall(f"tickers:{ex}")).items()}
-            for s in self.symbols_of[ex]:
+        for store in stores:
+            stored = await self.stored(store)
+            idx = [("last", "bid", "ask").index(f) for f in store.fields]
+            for s in self.symbols_of[store.exchange]:
                 total += 1
                 t, q = stored.get(s), good.get(s)
-                if t is None or q is None or [t.get("last"), t.get("bid"), t.get("ask")] != q:
+                if t is None or q is None or t != [q[i] for i in idx]:
                     stale += 1
         return stale, total
 
-    async def converge(self, sim: Child, venue: str, exchanges: list[str], timeout: float,
+    async def converge(self, sim: Child, venue: str, stores: list[Store], timeout: float,
                        pids: list[int]) -> dict[str, Any]:
         """After the feed stops: wait until nothing is stale, or until the writers are idle (stored values
         unchanged for 2 s and their processes used < 5% CPU meanwhile: whatever is stale then stays stale).
@@ -508,12 +729,11 @@ class Bench:
         start = time.monotonic()
         last_digest, changed_at = None, start
         cpu: list[tuple[float, float]] = []
-        stale, total = await self.stale(sim, venue, exchanges)
+        stale, total = await self.stale(sim, venue, stores)
         while stale and time.monotonic() - start < timeout:
             await asyncio.sleep(0.1)
             now = time.monotonic()
-            stored = [tuple(sorted((await self.redis.hgetall(f"tickers:{e}")).items())) for e in exchanges]
-            digest = hash(tuple(stored))
+            digest = hash(tuple([orjson.dumps(await self.stored(st), option=orjson.OPT_SORT_KEYS) for st in stores]))
             if digest != last_digest:
                 last_digest, changed_at = digest, now
             with contextlib.suppress(OSError):
@@ -521,7 +741,7 @@ class Bench:
             past = [c for t, c in cpu if t <= now - 2.0]
             if now - changed_at >= 2.0 and past and cpu[-1][1] - past[-1] < 0.1:
                 break
-            stale, total = await self.stale(sim, venue, exchanges)
+            stale, total = await self.stale(sim, venue, stores)
         return {"stale": stale, "compared": total, "converge_s": round(time.monotonic() - start, 2)}
 
     async def idle(self, pids: list[int], timeout: float = 60) -> None:
@@ -540,46 +760,66 @@ class Bench:
         info = await self.redis.info("commandstats")
         return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
 
-    async def latency(self, obs_path: Path, log_path: Path) -> dict[str, dict[str, Any]]:
-        """Per exchange: percentiles of receive - send (send log) and receive - frame E (ms)."""
-        sent = {(s, last, bid, ask): t for s, last, bid, ask, t in orjson.loads(log_path.read_bytes())}
+    async def used_memory(self) -> int:
+        return int((await self.redis.info("memory"))["used_memory"])
+
+    @staticmethod
+    def latency(rows: list[list[Any]], log_path: Path, fields: tuple[str, ...],
+                frame_e: bool = True) -> dict[str, dict[str, Any]]:
+        """Per exchange: percentiles of receive - send (send log) and receive - frame E (ms). A value is
+        matched to the latest send of it (symbol + fields) at or before its receive time: a price that
+        recurs is never matched to a later send (negative latency) nor to a much older one."""
+        idx = [("last", "bid", "ask").index(f) for f in fields]
+        sent: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+        for s, last, bid, ask, t in orjson.loads(log_path.read_bytes()):
+            v = (last, bid, ask)
+            sent[(s, *(v[i] for i in idx))].append(t)
+        for times in sent.values():
+            times.sort()
         precise: dict[str, list[float]] = defaultdict(list)
         by_e: dict[str, list[float]] = defaultdict(list)
         unmatched: Counter[str] = Counter()
-        for ex, sym, last, bid, ask, tick_time, recv in orjson.loads(obs_path.read_bytes()):
+        for ex, sym, last, bid, ask, tick_time, recv in rows:
             by_e[ex].append(recv - tick_time)
-            t = sent.get((sym, last, bid, ask))
-            if t is None:
+            v = (last, bid, ask)
+            times = sent.get((sym, *(v[i] for i in idx)))
+            i = bisect.bisect_right(times, recv) if times else 0
+            if not i:
                 unmatched[ex] += 1
             else:
-                precise[ex].append(recv - t)
+                precise[ex].append(recv - times[i - 1])  # type: ignore[index]
         out = {}
         for ex in by_e:
             out[ex] = {**percentiles(precise[ex]), "unmatched": unmatched[ex],
-                       "frame_E": {k: v for k, v in percentiles(by_e[ex]).items() if k in ("p50", "p99", "max")}}
+                       "frame_E": {k: v for k, v in percentiles(by_e[ex]).items() if k in ("p50", "p99", "max")}
+                       if frame_e else {}}
         return out
 
     # --- one design, one rate ------------------------------------------------------------------
     async def step(self, sim: Child, design: Design, rate: float, symbols: int) -> dict[str, Any]:
         a = self.a
         venue = "binance"
+        assert self.observer is not None
         await sim.call("sendlog")  # forget what came before this step
+        if design.store.zset:
+            await self.observer.call("monitor_on", label=design.exchange, prefix=f"{CF_KEY}-{CF_EXCHANGE}-")
         await sim.call("rate", venue=venue, rate=rate)
         await asyncio.sleep(a.warmup)
-        assert self.observer is not None
         o0 = await self.observer.call("clear")
         s0 = await sim.call("state", venue=venue)
         c0 = await design.counters()
-        m0, sim0, r0 = cpu_busy(), cpu_seconds(sim.pid), await self.commandstats()
+        m0, sim0, r0, u0 = cpu_busy(), cpu_seconds(sim.pid), await self.commandstats(), await self.used_memory()
         await asyncio.sleep(a.window)
         c1 = await design.counters()
-        m1, sim1, r1 = cpu_busy(), cpu_seconds(sim.pid), await self.commandstats()
+        m1, sim1, r1, u1 = cpu_busy(), cpu_seconds(sim.pid), await self.commandstats(), await self.used_memory()
         s1 = await sim.call("state", venue=venue)
         obs_path, log_path = self.tmp / "obs.json", self.tmp / "sendlog.json"
         obs = await self.observer.call("dump", path=str(obs_path))
+        if design.store.zset:
+            await self.observer.call("monitor_off")
         mem = memory_mb(design.pid)
         await sim.call("rate", venue=venue, rate=0.0)
-        row: dict[str, Any] = {"design": design.name, "symbols": symbols,
+        row: dict[str, Any] = {"design": design.name, "stream": design.stream, "symbols": symbols,
                                "offered": "sat" if rate >= SAT else int(rate)}
         dt = c1["t"] - c0["t"]
         row["sent_per_s"] = round((s1["sent"] - s0["sent"]) / (s1["t"] - s0["t"]), 1)
@@ -587,14 +827,24 @@ class Bench:
         row["ticks_per_s"] = round(ticks / dt, 1)
         parsed = c1["parsed"] - c0["parsed"] if "parsed" in c1 else ticks
         row["parsed_per_s"] = round(parsed / dt, 1)
-        # per ticker ccxt parsed: the same unit for every design (upstream drops many it parses)
-        row["cpu_us_per_tick"] = round((c1["cpu"] - c0["cpu"]) / max(parsed, 1) * 1e6, 1)
+        # per ticker parsed: the same unit for every design (upstream drops many it parses). Over the
+        # window only here; replaced below by window + drain (a design that falls behind does part of
+        # the window's work after it: the backlog in its socket buffers or in cryptofeed's backend queue)
+        row["cpu_us_per_tick_window"] = round((c1["cpu"] - c0["cpu"]) / max(parsed, 1) * 1e6, 1)
         row["cpu_share"] = round((c1["cpu"] - c0["cpu"]) / dt, 3)
         row["sim_cpu_share"] = round((sim1 - sim0) / dt, 3)
         # cores busy on the whole machine (ours and everyone else's): the noise this step ran in
         row["machine_busy_cores"] = round((m1[0] - m0[0]) / (m1[1] - m0[1]) * (os.cpu_count() or 1), 2)
+        # what Redis holds more after the window (server-wide): ~0 for latest values, history grows
+        row["redis_mb_per_min"] = round((u1 - u0) / (obs["t"] - o0["t"]) * 60 / 2**20, 2)
+        if "decoder" in c1:  # what the worker says it decoded with (its health record)
+            row["decoder"] = {"used": c1["decoder"], "fallback": c1.get("decoder_fallback") or "",
+                              "mismatches": c1.get("decoder_mismatches", 0)}
+            if "decoder_frames" in c1 and "decoder_frames" in c0:
+                row["decoder"]["native_share"] = round((c1["decoder_frames"] - c0["decoder_frames"]) / max(ticks, 1), 3)
         if design.writes:
-            row["written_per_s"] = round(obs["n"] / (obs["t"] - o0["t"]), 1)  # counted by the observer
+            seen = obs["zadds"] if design.store.zset else obs["n"]
+            row["written_per_s"] = round(seen / (obs["t"] - o0["t"]), 1)  # counted by the observer
             if "round_trips" in c1:
                 row["rt_per_tick"] = round((c1["round_trips"] - c0["round_trips"]) / max(ticks, 1), 4)
             if "flushes" in c1:
@@ -605,44 +855,62 @@ class Bench:
                 # SCRIPT EXISTS as a round trip of its own before every pipeline holding a Script
                 cmds = {k: r1.get(k, 0) - r0.get(k, 0) for k in ("evalsha", "script|exists")}
                 row["server_per_flush"] = {k: round(v / max(fl, 1), 3) for k, v in cmds.items()}
-            row.update(await self.converge(sim, venue, [design.exchange], a.drain_timeout, [design.pid]))
+            row.update(await self.converge(sim, venue, [design.store], a.drain_timeout, [design.pid]))
             await sim.call("sendlog", path=str(log_path))
-            row["latency"] = (await self.latency(obs_path, log_path)).get(design.exchange, percentiles([]))
+            rows = orjson.loads(obs_path.read_bytes())
+            if design.store.zset:  # cryptofeed's backend keeps every tick
+                row["history_entries"] = sum(await self.zcards(design))
+            lat = self.latency(rows, log_path, design.store.fields, frame_e=design.stream == TICKER)
+            row["latency"] = lat.get(design.exchange, percentiles([]))
         else:
             await self.idle([design.pid])  # its backlog drained: the next step gets the machine
+        c2 = await design.counters()  # drained: the CPU of the window's whole work, per tick parsed
+        parsed2 = c2["parsed"] - c0["parsed"] if "parsed" in c2 else c2["ticks"] - c0["ticks"]
+        row["cpu_us_per_tick"] = round((c2["cpu"] - c0["cpu"]) / max(parsed2, 1) * 1e6, 1)
         row.update({k: v for k, v in mem.items()})
-        self.note(f"{design.name:9s} {row['offered']!s:>6} offered: {row['ticks_per_s']:9.0f} ticks/s"
+        self.note(f"{design.name:16s} {design.stream:10s} {row['offered']!s:>6} offered: "
+                  f"{row['ticks_per_s']:9.0f} ticks/s, {row['cpu_us_per_tick']} us/tick"
                   + (f", stale {row['stale']}, p99 {row['latency']['p99']} ms" if design.writes else ""))
         return row
 
-    async def ladder(self, symbols: int, rates: dict[str, list[float]], rounds: int = 0) -> list[dict[str, Any]]:
+    async def zcards(self, design: Design) -> list[int]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sym in sorted(self.symbols_of[design.exchange]):
+                pipe.zcard(f"{CF_KEY}-{CF_EXCHANGE}-{cf_symbol(sym)}")
+            return await pipe.execute()
+
+    async def ladder(self, symbols: int, rates: dict[str, list[float]], rounds: int = 0, stream: str = TICKER,
+                     round_designs: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """Every design alive at once, each on its own simulator (same seed: the same frames), only the
         measured one fed: at each rate the designs run back to back, so they share the machine's
-        state of the moment. Then `rounds` alternating ccxt-only / ours saturation steps (the ceiling)."""
-        extras = self.a.profile or self.a.soak
-        designs = [d for d in DESIGNS if rates.get(d) or (rounds and d in ("ccxt-only", "ours"))
-                   or (d == "ours" and d in rates and extras and symbols == self.a.symbols)]
+        state of the moment. Then `rounds` alternating saturation steps of `round_designs` (the ceiling)."""
+        main = symbols == self.a.symbols and stream == TICKER
+        extras = main and (self.a.profile or self.a.soak)
+        primary = self.primary
+        designs = [d for d in DESIGNS if rates.get(d) or (rounds and d in round_designs)
+                   or (d == primary and extras)]
         sims: dict[str, Child] = {}
         procs: dict[str, Design] = {}
         rows: list[dict[str, Any]] = []
         try:
             for d in designs:
                 sims[d] = await self.sim(f"binance:{symbols}")
-                procs[d] = Design(self, d, sims[d], symbols)
+                procs[d] = Design(self, d, sims[d], symbols, stream)
                 await procs[d].start()
-            for rate in dict.fromkeys(r for d in designs for r in rates.get(d, [])):
+            for rate in sorted(dict.fromkeys(r for d in designs for r in rates.get(d, []))):
                 for d in designs:
                     if rate in rates.get(d, []):
                         rows.append(await self.step(sims[d], procs[d], rate, symbols))
             for i in range(rounds):
-                for d in ("ccxt-only", "ours"):
-                    rows.append({**await self.step(sims[d], procs[d], SAT, symbols), "round": i + 1})
-            main = symbols == self.a.symbols and "ours" in procs
-            if main and self.a.profile:
-                self.results["profile"] = {r: await self.profile(sims["ours"], procs["ours"], r)
-                                           for r in self.a.profile_rates.split(",")}
-            if main and self.a.soak:
-                self.results["soak"] = await self.soak(sims["ours"], procs["ours"])
+                for d in round_designs:
+                    if d in procs:
+                        rows.append({**await self.step(sims[d], procs[d], SAT, symbols), "round": i + 1})
+            if extras and primary in procs:
+                if self.a.profile:
+                    self.results["profile"] = {r: await self.profile(sims[primary], procs[primary], r)
+                                               for r in self.a.profile_rates.split(",")}
+                if self.a.soak:
+                    self.results["soak"] = await self.soak(sims[primary], procs[primary])
         finally:
             for d in designs:
                 if d in procs:
@@ -666,7 +934,7 @@ class Bench:
             "-o", str(out), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         _, err = await proc.communicate()
         await sim.call("rate", venue="binance", rate=0.0)
-        await self.converge(sim, "binance", [design.exchange], self.a.drain_timeout, [design.pid])  # drained
+        await self.converge(sim, "binance", [design.store], self.a.drain_timeout, [design.pid])  # drained
         await sim.call("sendlog")
         if proc.returncode != 0 or not out.exists():
             return {"error": f"py-spy failed: {err.decode()[-300:]}"}
@@ -711,7 +979,8 @@ class Bench:
     # --- several workers through tickerctl up ------------------------------------------------
     async def supervisor(self, sim: Child, exchanges: dict[str, tuple[str, int]], start_method: str,
                          log: str) -> tuple[asyncio.subprocess.Process, float]:
-        cfg = self.write_config(sim, exchanges, start_method)
+        # the ticker stream only, as in the one-worker ladder (the default adds bookTicker: two ticks a quote)
+        cfg = self.write_config(sim, exchanges, start_method, {"streams": [WORKER_STREAM[TICKER]]})
         t0 = time.time()
         proc = await self.popen(["-m", "fullon_ticker_service.cli", "up", "-c", str(cfg)], log)
         return proc, t0
@@ -780,9 +1049,9 @@ class Bench:
         obs_path, log_path = self.tmp / "obs.json", self.tmp / "sendlog.json"
         await self.observer.call("dump", path=str(obs_path))
         await sim.call("rate", venue="binance", rate=0.0)
-        conv = await self.converge(sim, "binance", names, a.drain_timeout, list(pids.values()))
+        conv = await self.converge(sim, "binance", [Store(n) for n in names], a.drain_timeout, list(pids.values()))
         await sim.call("sendlog", path=str(log_path))
-        lat = await self.latency(obs_path, log_path)
+        lat = self.latency(orjson.loads(obs_path.read_bytes()), log_path, FIELDS[TICKER])
         per = []
         for n in names:
             ticks = h1[n]["ticks"] - h0[n]["ticks"]
@@ -845,12 +1114,14 @@ class Bench:
 
 
 class Design:
-    """One consumer of the stream: ccxt-only, ours (the real worker) or upstream."""
+    """One consumer of one stream: ccxt-only, one of ours (the real worker), upstream or cryptofeed."""
 
-    def __init__(self, bench: Bench, name: str, sim: Child, symbols: int) -> None:
-        self.bench, self.name, self.sim, self.symbols = bench, name, sim, symbols
-        self.exchange = f"{PREFIX}_upstream" if name == "upstream" else f"{PREFIX}_binance"  # never the same keys
+    def __init__(self, bench: Bench, name: str, sim: Child, symbols: int, stream: str = TICKER) -> None:
+        self.bench, self.name, self.sim, self.symbols, self.stream = bench, name, sim, symbols, stream
+        # never the same keys (nor the same lease: a second worker of one name would stand by)
+        self.exchange = f"{PREFIX}_{name.replace('-', '_')}"
         self.writes = name != "ccxt-only"
+        self.store = Store(self.exchange, FIELDS[stream], zset=name == "cryptofeed-redis")
         self.child: Child | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.pid = 0
@@ -859,29 +1130,54 @@ class Design:
     async def start(self) -> None:
         b, sim = self.bench, self.sim
         syms = sim.hello["symbols"]["binance"][:self.symbols]
-        if self.name == "ours":
-            cfg = b.write_config(sim, {self.exchange: ("binance", self.symbols)})
+        if self.name in OURS:
+            extra: dict[str, Any] = {"streams": [WORKER_STREAM[self.stream]]}
+            if self.name != "ours":
+                extra["decoder"] = self.name.removeprefix("ours-")
+            cfg = b.write_config(sim, {self.exchange: ("binance", self.symbols)}, extra=extra)
             self.proc = await b.popen(["-m", "fullon_ticker_service.worker", self.exchange, "--config", str(cfg)],
-                                      f"worker-{self.symbols}.log")
+                                      f"worker-{self.name}-{self.stream}-{self.symbols}.log")
             await b.wait_running([self.exchange], self.symbols)
             self.pid = self.proc.pid
             return
-        args = ["--venue", "binance", "--ccxt", orjson.dumps(sim.hello["ccxt"]["binance"]).decode(),
-                "--markets", f"{sim.hello['http']}/binance/markets", "--symbols", orjson.dumps(syms).decode()]
-        if self.name == "ccxt-only":
-            self.child = await Child("_ccxt", [*args, "--chunk", "100"], b.tmp / f"ccxt-{self.symbols}.log").start()
+        log = b.tmp / f"{self.name}-{self.stream}-{self.symbols}.log"
+        args = ["--venue", "binance", "--symbols", orjson.dumps(syms).decode(), "--stream", self.stream]
+        if self.name in CRYPTOFEED:
+            base = f"{sim.hello['http']}/binance"
+            self.child = await Child("_cryptofeed", [
+                *args, "--ws", "ws" + base.removeprefix("http"), "--http", base, "--exchange", self.exchange,
+                "--backend", "redis" if self.name == "cryptofeed-redis" else "callback",
+                "--log", str(b.tmp / f"{self.name}-feedhandler.log"), *b.redis_args()], log).start()
+            if self.name == "cryptofeed-redis":
+                await self.wait_zsets()
+            else:
+                await b.wait_stored(self.exchange, self.symbols)
         else:
-            self.child = await Child("_upstream", [*args, "--exchange", self.exchange, *b.redis_args()],
-                                     b.tmp / f"upstream-{self.symbols}.log").start()
-            await b.wait_stored(self.exchange, self.symbols)
+            args += ["--ccxt", orjson.dumps(sim.hello["ccxt"]["binance"]).decode(),
+                     "--markets", f"{sim.hello['http']}/binance/markets"]
+            if self.name == "ccxt-only":
+                self.child = await Child("_ccxt", [*args, "--chunk", "100"], log).start()
+            else:
+                self.child = await Child("_upstream", [*args, "--exchange", self.exchange, *b.redis_args()],
+                                         log).start()
+                await b.wait_stored(self.exchange, self.symbols)
         self.pid = self.child.pid
         await asyncio.sleep(1.0)  # subscriptions settle
 
+    async def wait_zsets(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while sum(1 for n in await self.bench.zcards(self) if n) < self.symbols:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: fewer than {self.symbols} ZSETs after {timeout}s")
+            await asyncio.sleep(0.1)
+
     async def counters(self) -> dict[str, Any]:
-        if self.name == "ours":
+        if self.name in OURS:
             h = await self.bench.fresh_health(self.exchange, time.time())
             return {"t": h["updated_at"], "ticks": h["ticks"], "round_trips": h["redis_round_trips"],
-                    "flushes": h["flushes"], "cpu": cpu_seconds(self.pid)}
+                    "flushes": h["flushes"], "cpu": cpu_seconds(self.pid),
+                    **{k: h[k] for k in ("decoder", "decoder_fallback", "decoder_mismatches", "decoder_frames")
+                       if k in h}}
         assert self.child is not None
         s = await self.child.call("stats")
         return {**s, "cpu": cpu_seconds(self.pid)}
@@ -931,17 +1227,24 @@ def summarise_profile(raw: str) -> dict[str, Any]:
         total += n
         frames = stack.split(";")
         owner, hot = "stdlib / event loop", ""
+        if frames[0].startswith("Thread._bootstrap"):
+            # not the event loop's thread: mostly blocked waits py-spy cannot tell from work (pycares'
+            # shutdown thread when aiodns is installed, the resolver's executor)
+            cats["other threads"] += n
+            continue
         for f in reversed(frames):
             c = classify(f)
-            if c is not None and not any(x in f for x in ("run_process", "<module>", "main (", "_run (")):
+            # the process's entry frames (where uvloop runs its C callbacks) are the loop, not our code
+            if c is not None and not any(x in f for x in ("run_process", "<module>", "main (", "_run (",
+                                                          "fullon_ticker_service/cli.py")):
                 owner, hot = c, f
                 break
         cats[owner] += n
         if owner.startswith("ours"):
             ours_lines[hot] += n
         names = {f.split(" (", 1)[0].rsplit(".", 1)[-1] for f in frames if "fullon_ticker_service/" in f}
-        for fn in ("on_ticker", "normalise", "validate", "put", "flush_now", "_send", "_watch", "health_record",
-                   "_publish_health", "_watchdog"):
+        for fn in ("on_ticker", "on_bidask", "normalise", "validate", "put", "flush_now", "_send", "_watch",
+                   "health_record", "_publish_health", "_watchdog", "_hook", "_decode", "_deliver", "_shadow"):
             if fn in names:  # inclusive time of our functions
                 ours_incl[fn] += n
         cnames = {f.split(" (", 1)[0].rsplit(".", 1)[-1] for f in frames if "ccxt/" in f}
@@ -974,7 +1277,17 @@ def machine() -> dict[str, Any]:
                                                                     * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "kernel": platform.release(), "python": platform.python_version(), "ccxt": ccxt.__version__,
             "redis_py": redis.__version__, "redis_server": redis_server,
+            "cryptofeed": version_of("cryptofeed"), "matplotlib": version_of("matplotlib"),
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def version_of(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
 
 
 def fmt(v: Any, width: int = 8) -> str:
@@ -985,21 +1298,21 @@ def fmt(v: Any, width: int = 8) -> str:
     return str(v).rjust(width)
 
 
-def ceiling(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The alternating saturation rounds: ours / ccxt-only per round, and the median ratio."""
+def ceiling(rows: list[dict[str, Any]], design: str = "ours") -> dict[str, Any] | None:
+    """The alternating saturation rounds: `design` / ccxt-only per round, and the median ratio."""
     by: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
         if "round" in r:
             by[r["round"]][r["design"]] = r
-    pairs = [(d["ccxt-only"], d["ours"]) for _, d in sorted(by.items()) if "ccxt-only" in d and "ours" in d]
+    pairs = [(d["ccxt-only"], d[design]) for _, d in sorted(by.items()) if "ccxt-only" in d and design in d]
     if not pairs:
         return None
     ratios = sorted(o["ticks_per_s"] / max(c["ticks_per_s"], 1) for c, o in pairs)
     # the same ratio from CPU per tick: ticks one core sustains; robust to what else the machine runs
     cpu = sorted(c["cpu_us_per_tick"] / o["cpu_us_per_tick"] for c, o in pairs)
     med = len(pairs) // 2
-    return {"symbols": pairs[0][1]["symbols"],
-            "rounds": [{"ccxt_only": c["ticks_per_s"], "ours": o["ticks_per_s"], "ours_stale": o["stale"],
+    return {"symbols": pairs[0][1]["symbols"], "design": design, "stream": pairs[0][1].get("stream", TICKER),
+            "rounds": [{"ccxt_only": c["ticks_per_s"], "ours": o["ticks_per_s"], "ours_stale": o.get("stale"),
                         "ratio": round(o["ticks_per_s"] / max(c["ticks_per_s"], 1), 3),
                         "cpu_ratio": round(c["cpu_us_per_tick"] / o["cpu_us_per_tick"], 3),
                         "busy": [c.get("machine_busy_cores"), o.get("machine_busy_cores")]} for c, o in pairs],
@@ -1009,13 +1322,118 @@ def ceiling(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
             "ccxt_per_core": round(1e6 / sorted(c["cpu_us_per_tick"] for c, _ in pairs)[med]),
             "ours_median": sorted(o["ticks_per_s"] for _, o in pairs)[len(pairs) // 2],
             "ccxt_median": sorted(c["ticks_per_s"] for c, _ in pairs)[len(pairs) // 2],
-            "ours_stale_max": max(o["stale"] for _, o in pairs)}
+            "ours_stale_max": max(o.get("stale") or 0 for _, o in pairs)}
+
+
+def derive(res: dict[str, Any]) -> None:
+    """Everything computed from the rows: ceilings, ratios, the cryptofeed comparison, the targets.
+    Also for a bench.json of an earlier version (rows without `stream` are the ticker stream)."""
+    for r in res.get("single", []) + res.get("sweep", []):
+        r.setdefault("stream", TICKER)
+    res.setdefault("notes", [])
+    present = {r["design"] for r in res["single"]}
+    if res.get("primary") not in present:
+        res["primary"] = next((d for d in OURS if d in present), "ours")
+    res["ceilings"] = [c for stream in STREAMS for d in DESIGNS if d != "ccxt-only"
+                       if (c := ceiling([r for r in res["single"] if r["stream"] == stream], d))]
+    res["ceiling"] = next((c for c in res["ceilings"] if c["stream"] == TICKER and c["design"] == res["primary"]), None)
+    res["sweep_ceiling"] = [c for n in sorted({r["symbols"] for r in res["sweep"]})
+                            if (c := ceiling([r for r in res["sweep"] if r["symbols"] == n], res["primary"]))]
+    res["ratios"] = ratios(res)
+    res["peers"] = peers(res)
+    res["targets"] = targets(res)
+    res["peer_targets"] = peer_targets(res)
+
+
+def ladder_rows(res: dict[str, Any], stream: str) -> dict[tuple[str, Any], dict[str, Any]]:
+    """(design, offered) -> row of the main ladder (the run's symbol count, no saturation rounds)."""
+    sym = res["params"]["symbols"]
+    return {(r["design"], r["offered"]): r for r in res["single"]
+            if "round" not in r and r["symbols"] == sym and r.get("stream", TICKER) == stream}
+
+
+def ratio(x: float | None, y: float | None) -> float | None:
+    return None if x is None or y is None or y == 0 else round(x / y, 3)
+
+
+def peers(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """bookTicker, per offered rate: each of ours and each cryptofeed design side by side, and
+    ours/cryptofeed of p50, p99 and CPU per tick (below 1: ours is lower)."""
+    rows = ladder_rows(res, BOOK)
+    out = []
+    for offered in sorted({o for _, o in rows if o != "sat"}):
+        entry: dict[str, Any] = {"offered": offered, "designs": {}, "ratios": {}}
+        for d in (*OURS, *CRYPTOFEED):
+            r = rows.get((d, offered))
+            if r:
+                lat = r.get("latency") or {}
+                entry["designs"][d] = {"p50": lat.get("p50"), "p99": lat.get("p99"), "cpu_us_per_tick":
+                                       r["cpu_us_per_tick"], "stale": r.get("stale"), "ticks_per_s": r["ticks_per_s"]}
+        for o in OURS:
+            for c in CRYPTOFEED:
+                if o in entry["designs"] and c in entry["designs"]:
+                    a, b = entry["designs"][o], entry["designs"][c]
+                    entry["ratios"][f"{o}/{c}"] = {k: ratio(a[k], b[k]) for k in ("p50", "p99", "cpu_us_per_tick")}
+        if any(c in entry["designs"] for c in CRYPTOFEED):
+            out.append(entry)
+    return out
+
+
+def decoding_of(res: dict[str, Any]) -> str:
+    p = res["primary"]
+    return {"ours-native": "native decoder", "ours-ccxt": "ccxt decoding"}.get(
+        p, "the worker's default: ccxt decoding, no `decoder` key yet")
+
+
+def peer_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The "Beat the peers" targets, judged on the primary worker design (ours-native when it ran)."""
+    p = res["primary"]
+    out = []
+
+    def add(name: str, value: str, ok: bool | None) -> None:
+        out.append({"target": name, "value": value, "met": ok})
+
+    for c in res.get("ceilings", []):
+        if c["design"] == p:
+            add(f"saturation per CPU >= 2x ccxt-only on the same stream, 0 stale ({c['stream']}, {p})",
+                f"{c['median_cpu_ratio']:.2f}x (one core: {p} {c['ours_per_core']}/s, ccxt-only "
+                f"{c['ccxt_per_core']}/s), stale at most {c['ours_stale_max']}",
+                c["median_cpu_ratio"] >= 2.0 and c["ours_stale_max"] == 0)
+    for stream in STREAMS:
+        r = ladder_rows(res, stream).get((p, 10000))
+        if r and (r.get("latency") or {}).get("p99") is not None:
+            add(f"p99 <= 5 ms at 10k ticks/s, 0 stale ({stream}, {p})",
+                f"p99 {r['latency']['p99']} ms, stale {r['stale']}, {r['ticks_per_s']:.0f} of {r['sent_per_s']:.0f}/s "
+                f"(machine busy {r.get('machine_busy_cores')} of {res['machine']['nproc']} cores)",
+                r["latency"]["p99"] <= 5.0 and r["stale"] == 0)
+    for e in res.get("peers", []):
+        if e["offered"] not in (1000, 3000, 10000) or p not in e["designs"]:
+            continue
+        ours = e["designs"][p]
+        for c in CRYPTOFEED:  # like for like (latest values, our layout), then cryptofeed's own backend
+            if c not in e["designs"]:
+                continue
+            v = e["designs"][c]
+            ok = None if ours["p99"] is None or v["p99"] is None else \
+                ours["p99"] < v["p99"] and ours["cpu_us_per_tick"] < v["cpu_us_per_tick"]
+            add(f"against {LABELS[c]} at {e['offered'] // 1000}k/s on bookTicker: lower p99 and lower CPU per tick",
+                f"p99 {ours['p99']} vs {v['p99']} ms, CPU {ours['cpu_us_per_tick']} vs {v['cpu_us_per_tick']} us/tick"
+                + (f" (it fell behind: {v['ticks_per_s']:.0f} ticks/s)" if v["ticks_per_s"] < 0.97 * e["offered"]
+                   else ""), ok)
+    for stream in STREAMS:
+        rows = ladder_rows(res, stream)
+        r, c = rows.get((p, 1000)), rows.get(("ccxt-only", 1000))
+        if r and c:
+            add(f"CPU per tick at 1k/s <= ccxt-only's ({stream}, {p})",
+                f"{r['cpu_us_per_tick']} vs {c['cpu_us_per_tick']} us/tick",
+                r["cpu_us_per_tick"] <= c["cpu_us_per_tick"])
+    return out
 
 
 def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets for one worker, judged on this run's numbers."""
-    sym = res["params"]["symbols"]
-    rows = {(r["design"], r["offered"]): r for r in res["single"] if "round" not in r and r["symbols"] == sym}
+    """The issue #6 targets for one worker (ticker stream), judged on this run's numbers."""
+    p = res.get("primary", "ours")
+    rows = ladder_rows(res, TICKER)
     out = []
 
     def add(name: str, value: Any, ok: bool | None) -> None:
@@ -1033,17 +1451,17 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         add(">= 10k ticks/s with zero stale symbols at the end (saturation rounds)",
             f"{c['ours_median']:.0f}/s median, stale at most {c['ours_stale_max']}",
             c["ours_median"] >= 10_000 and c["ours_stale_max"] == 0)
-    r10 = rows.get(("ours", 10000))
+    r10 = rows.get((p, 10000))
     if r10:
         kept = r10["ticks_per_s"] >= 0.97 * r10["sent_per_s"]
         add("10k ticks/s offered: kept up and zero stale", f"{r10['ticks_per_s']:.0f}/s of {r10['sent_per_s']:.0f} "
             f"sent, stale {r10['stale']}, p99 {r10['latency']['p99']} ms", kept and r10["stale"] == 0)
     for rate, limit in ((1000, 10.0), (5000, 25.0)):
-        r = rows.get(("ours", rate))
+        r = rows.get((p, rate))
         if r and r["latency"]["p99"] is not None:
             add(f"p99 <= {limit:g} ms at {rate // 1000}k ticks/s", f"{r['latency']['p99']} ms "
                 f"(machine busy {r.get('machine_busy_cores')} of 2 cores)", r["latency"]["p99"] <= limit)
-    ours = [r for r in res["single"] if r["design"] == "ours" and "rt_per_flush" in r]
+    ours = [r for r in res["single"] if r["design"] in OURS and "rt_per_flush" in r]
     if ours:
         counted = max(r["rt_per_flush"] for r in ours)
         exists = max(r["server_per_flush"]["script|exists"] for r in ours)
@@ -1069,51 +1487,99 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+LABELS = {"ours": "ours", "ours-native": "ours-native", "ours-ccxt": "ours-ccxt", "ccxt-only": "ccxt-only",
+          "upstream": "upstream pattern", "cryptofeed": "cryptofeed (our callback)",
+          "cryptofeed-redis": "cryptofeed (its Redis backend)"}
+STREAM_TITLE = {TICKER: "Binance `ticker` stream (24hrTicker)", BOOK: "Binance `bookTicker` stream"}
+
+
 def report(res: dict[str, Any]) -> str:
     out: list[str] = []
     w = out.append
     m = res["machine"]
     w(f"machine: {m['nproc']} cores {m['cpu']}, {m['mem_gb']} GB, Linux {m['kernel']}; Python {m['python']}, "
-      f"ccxt {m['ccxt']}, redis-py {m['redis_py']}, redis-server {m['redis_server']}; "
-      f"load at start {m['loadavg_at_start']}")
+      f"ccxt {m['ccxt']}, redis-py {m['redis_py']}, redis-server {m['redis_server']}"
+      + (f", cryptofeed {m['cryptofeed']}" if m.get("cryptofeed") else "")
+      + f"; load at start {m['loadavg_at_start']}")
     w(f"command: {res['command']}")
-    w("")
-    w("One process per design on the same simulated Binance `ticker` stream; latency = observer receive - send (ms)")
-    hdr = (f"{'design':10}{'symbols':>8}{'offered':>8}{'sent/s':>9}{'parsed/s':>9}{'ticks/s':>9}{'writes/s':>9}"
+    for n in res.get("notes", []):
+        w(f"note: {n}")
+    hdr = (f"{'design':17}{'symbols':>8}{'offered':>8}{'sent/s':>9}{'parsed/s':>9}{'ticks/s':>9}{'writes/s':>9}"
            f"{'stale':>7}"
            f"{'conv s':>7}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>9}{'E p99':>8}{'cpu us/t':>9}{'cpu':>6}"
-           f"{'RT/tick':>8}{'RT/flush':>9}{'RSS':>6}{'PSS':>6}{'busy':>6}")
-    w(hdr)
-    for r in res["single"] + res["sweep"]:
-        lat = r.get("latency") or {}
-        label = f"sat r{r['round']}" if "round" in r else str(r["offered"])
-        w(f"{r['design']:10}{r['symbols']:>8}{label:>8}{fmt(r['sent_per_s'], 9)}"
-          f"{fmt(r.get('parsed_per_s'), 9)}{fmt(r['ticks_per_s'], 9)}"
-          f"{fmt(r.get('written_per_s'), 9)}{fmt(r.get('stale'), 7)}{fmt(r.get('converge_s'), 7)}"
-          f"{fmt(lat.get('p50'))}{fmt(lat.get('p95'))}{fmt(lat.get('p99'))}{fmt(lat.get('max'), 9)}"
-          f"{fmt((lat.get('frame_E') or {}).get('p99'))}{fmt(r['cpu_us_per_tick'], 9)}{fmt(r['cpu_share'], 6)}"
-          f"{fmt(r.get('rt_per_tick'))}{fmt(r.get('rt_per_flush'), 9)}{fmt(r.get('rss'), 6)}{fmt(r.get('pss'), 6)}"
-          f"{fmt(r.get('machine_busy_cores'), 6)}")
-    w("  parsed/s: tickers ccxt parsed in that process. ticks/s: delivered - ccxt-only: parsed; ours: accepted (each")
-    w("  reaches Redis or is superseded by a newer one of its symbol); upstream: written. writes/s: PUBLISHes seen by")
-    w("  the observer. stale: symbols whose stored last/bid/ask != the last sent once the feed stopped (conv s: until")
-    w("  0 or quiescent). E p99: the same latency from the frame's E field (ms resolution, reads 0-1 ms high).")
-    w("  cpu us/t: CPU of that process per parsed ticker; cpu: its cores; RT: Redis round trips; RSS/PSS MB;")
-    w("  busy: cores busy on the whole machine during the window (ours + everyone else's: the noise).")
+           f"{'RT/tick':>8}{'RT/flush':>9}{'RSS':>6}{'PSS':>6}{'Rds MB/m':>9}{'busy':>6}")
+    for stream in STREAMS:
+        rows = [r for r in res["single"] + res["sweep"] if r.get("stream", TICKER) == stream]
+        if not rows:
+            continue
+        w("")
+        w(f"{STREAM_TITLE[stream]}: one process per design, each fed the same frames; latency = observer receive"
+          " - send (ms)")
+        w(hdr)
+        for r in rows:
+            lat = r.get("latency") or {}
+            label = f"sat r{r['round']}" if "round" in r else str(r["offered"])
+            w(f"{r['design']:17}{r['symbols']:>8}{label:>8}{fmt(r['sent_per_s'], 9)}"
+              f"{fmt(r.get('parsed_per_s'), 9)}{fmt(r['ticks_per_s'], 9)}"
+              f"{fmt(r.get('written_per_s'), 9)}{fmt(r.get('stale'), 7)}{fmt(r.get('converge_s'), 7)}"
+              f"{fmt(lat.get('p50'))}{fmt(lat.get('p95'))}{fmt(lat.get('p99'))}{fmt(lat.get('max'), 9)}"
+              f"{fmt((lat.get('frame_E') or {}).get('p99'))}{fmt(r['cpu_us_per_tick'], 9)}{fmt(r['cpu_share'], 6)}"
+              f"{fmt(r.get('rt_per_tick'))}{fmt(r.get('rt_per_flush'), 9)}{fmt(r.get('rss'), 6)}{fmt(r.get('pss'), 6)}"
+              f"{fmt(r.get('redis_mb_per_min') if 'history_entries' in r else None, 9)}"
+              f"{fmt(r.get('machine_busy_cores'), 6)}")
+    w("")
+    w("  parsed/s: tickers parsed in that process. ticks/s: delivered - ccxt-only: parsed; ours: accepted (each")
+    w("  reaches Redis or is superseded by a newer one of its symbol); upstream, cryptofeed: written;")
+    w("  cryptofeed-redis: handed to its backend. writes/s: PUBLISHes seen by the observer (cryptofeed-redis: its")
+    w("  ZADDs, seen on a MONITOR connection).")
+    w("  stale: symbols whose stored last/bid/ask (bookTicker: bid/ask; cryptofeed-redis: its newest ZSET member)")
+    w("  != the last sent once the feed stopped (conv s: until 0 or quiescent). E p99: the same latency from the")
+    w("  frame's E field (ms resolution, reads 0-1 ms high; bookTicker has none). cpu us/t: CPU of that process per")
+    w("  parsed ticker, from the window's start until its backlog was drained (what falls behind finishes the")
+    w("  window's work later); cpu: its cores in the window; RT: Redis round trips; RSS/PSS MB; Rds MB/m: Redis")
+    w("  used_memory growth per minute during the window, for the design that keeps history (the others store")
+    w("  one value per symbol); busy: cores busy on the whole machine during the window (everyone's: the noise).")
     spf = [r["server_per_flush"] for r in res["single"] if "server_per_flush" in r]
     if spf:
         where = "this run's private redis-server" if res.get("redis_private") else "the whole shared server"
         w(f"  Server side ({where}), per flush of ours: SCRIPT EXISTS "
           + " ".join(f"{x['script|exists']:.2f}" for x in spf) + "; EVALSHA " + " ".join(f"{x['evalsha']:.2f}"
                                                                                        for x in spf))
-    for c in [res.get("ceiling"), *res.get("sweep_ceiling", [])]:
-        if c:
-            w("")
-            w(f"Ceiling, {c['symbols']} symbols (alternating saturation rounds): ours/ccxt-only ticks/s "
-              + ", ".join(f"{x['ours']:.0f}/{x['ccxt_only']:.0f} = {x['ratio']:.2f}" for x in c["rounds"])
-              + f" (median {c['median_ratio']:.2f}); per CPU " + ", ".join(f"{x['cpu_ratio']:.2f}" for x in c["rounds"])
-              + f" (median {c['median_cpu_ratio']:.2f}: one core = ours {c['ours_per_core']}/s, ccxt-only "
-              f"{c['ccxt_per_core']}/s); ours stale at most {c['ours_stale_max']}")
+    used = {(r["design"], r["stream"]): r["decoder"] for r in res["single"] if r.get("decoder")}
+    if used:
+        w("  Decoder each worker reported (health record): " + "; ".join(
+            f"{d} {st}: {u['used']}" + (f" ({u['native_share']:.0%} of ticks natively)" if "native_share" in u else "")
+            + (f", fallback {u['fallback']!r}" if u.get("fallback") else "")
+            + (f", {u['mismatches']} mismatches" if u.get("mismatches") else "") for (d, st), u in used.items()))
+    hist = [r for r in res["single"] if r.get("history_entries")]
+    if hist:
+        last = hist[-1]
+        w(f"  cryptofeed-redis keeps every tick: {last['history_entries']} ZSET members for {last['symbols']} symbols "
+          f"after its last step ({last['history_entries'] / last['symbols']:.0f} per symbol), Redis growing "
+          + ", ".join(f"{r['redis_mb_per_min']} MB/min at {r['offered']}/s" for r in hist if "round" not in r))
+    for c in [*res.get("ceilings", []), *res.get("sweep_ceiling", [])]:
+        w("")
+        w(f"Ceiling, {c.get('stream', TICKER)}, {c['symbols']} symbols (alternating saturation rounds): "
+          f"{c.get('design', 'ours')}/ccxt-only ticks/s "
+          + ", ".join(f"{x['ours']:.0f}/{x['ccxt_only']:.0f} = {x['ratio']:.2f}" for x in c["rounds"])
+          + f" (median {c['median_ratio']:.2f}); per CPU " + ", ".join(f"{x['cpu_ratio']:.2f}" for x in c["rounds"])
+          + f" (median {c['median_cpu_ratio']:.2f}: one core = {c.get('design', 'ours')} {c['ours_per_core']}/s, "
+          f"ccxt-only {c['ccxt_per_core']}/s); stale at most {c['ours_stale_max']}")
+    if res.get("peers"):
+        ours = [o for o in OURS if any(o in e["designs"] for e in res["peers"])]
+        w("")
+        w(f"Against cryptofeed, {STREAM_TITLE[BOOK]}, {res['params']['symbols']} symbols, one process each "
+          "(ratio = ours / that design: below 1 = ours lower)")
+        w(f"{'offered':>8}  {'design':31}{'p50 ms':>8}{'p99 ms':>9}{'cpu us/t':>9}{'stale':>6}{'ticks/s':>9}  "
+          + "  ".join(f"{o + '/this p50 p99 cpu':>27}" for o in ours))
+        for e in res["peers"]:
+            for d, v in e["designs"].items():
+                rs = [e["ratios"].get(f"{o}/{d}") for o in ours]
+                cells = ["".join(fmt(f"{x[k]:.2f}x" if x and x[k] is not None else None, 9)
+                                 for k in ("p50", "p99", "cpu_us_per_tick")) if d in CRYPTOFEED else " " * 27
+                         for x in rs]
+                w(f"{e['offered']:>8}  {LABELS[d]:31}{fmt(v['p50'])}{fmt(v['p99'], 9)}{fmt(v['cpu_us_per_tick'], 9)}"
+                  f"{fmt(v['stale'], 6)}{fmt(v['ticks_per_s'], 9)}  " + "  ".join(cells))
     if res.get("ratios"):
         w("")
         w("Ratios (same run, side by side)")
@@ -1170,12 +1636,18 @@ def report(res: dict[str, Any]) -> str:
         w("  ccxt, inclusive: " + ", ".join(f"{k} {v}%" for k, v in p["ccxt_inclusive"].items()))
         for line, pct in p["ours_hot_lines"][:8]:
             w(f"    {pct:5.1f}%  {line}")
-    if res.get("targets"):
+    if res.get("plot"):
         w("")
-        w("Targets (one worker)")
-        for t in res["targets"]:
-            mark = {True: "met", False: "MISSED", None: "info"}[t["met"]]
-            w(f"  [{mark:>6}] {t['target']}: {t['value']}")
+        w(f"Plot: {res['plot']}")
+    for title, key in ((f"Targets: beat the peers (one worker, {res['params']['symbols']} symbols; {res.get('primary')}"
+                        f" = {decoding_of(res)})", "peer_targets"), ("Targets of issue #6 (one worker, ticker stream)",
+                                                                     "targets")):
+        if res.get(key):
+            w("")
+            w(title)
+            for t in res[key]:
+                mark = {True: "met", False: "MISSED", None: "info"}[t["met"]]
+                w(f"  [{mark:>6}] {t['target']}: {t['value']}")
     if res["errors"]:
         w("")
         w("Errors")
@@ -1185,26 +1657,92 @@ def report(res: dict[str, Any]) -> str:
 
 
 def ratios(res: dict[str, Any]) -> list[str]:
-    sym = res["params"]["symbols"]
-    rows = {(r["design"], r["offered"]): r for r in res["single"] if r["symbols"] == sym and "round" not in r}
+    p = res.get("primary", "ours")
     out = []
-    for offered in dict.fromkeys(r["offered"] for r in res["single"] if "round" not in r):
-        ours, ccxt_, up = rows.get(("ours", offered)), rows.get(("ccxt-only", offered)), rows.get(("upstream", offered))
-        if not ours:
-            continue
-        parts = [f"{offered!s:>6}:"]
-        if ccxt_:
-            parts.append(f"our CPU beyond ccxt-only {ours['cpu_us_per_tick'] - ccxt_['cpu_us_per_tick']:+.1f} us/tick;")
-        if up:
-            def ratio(x: float | None, y: float | None) -> str:
-                return "-" if x is None or y is None or y == 0 else f"{x / y:.1f}x"
+    for stream in STREAMS:
+        rows = ladder_rows(res, stream)
+        for offered in sorted({o for _, o in rows if o != "sat"}):
+            ccxt_ = rows.get(("ccxt-only", offered))
+            parts = [f"{stream:10} {offered!s:>6}:"]
+            for o in OURS:
+                if ccxt_ and (r := rows.get((o, offered))):
+                    extra = r["cpu_us_per_tick"] - ccxt_["cpu_us_per_tick"]
+                    parts.append(f"{o} CPU beyond ccxt-only {extra:+.1f} us/tick;")
+            ours, up = rows.get((p, offered)), rows.get(("upstream", offered))
+            if ours and up:
+                def rx(x: float | None, y: float | None) -> str:
+                    return "-" if (v := ratio(x, y)) is None else f"{v:.1f}x"
 
-            lu, lo = up["latency"], ours["latency"]
-            parts.append(f"upstream/ours: stale {up['stale']}/{ours['stale']}, p50 {ratio(lu['p50'], lo['p50'])}, "
-                         f"p99 {ratio(lu['p99'], lo['p99'])}, rate {ratio(up['ticks_per_s'], ours['ticks_per_s'])}, "
-                         f"CPU/tick {ratio(up['cpu_us_per_tick'], ours['cpu_us_per_tick'])}")
-        out.append(" ".join(parts))
+                lu, lo = up["latency"], ours["latency"]
+                parts.append(f"upstream/{p}: stale {up['stale']}/{ours['stale']}, p50 {rx(lu['p50'], lo['p50'])}, "
+                             f"p99 {rx(lu['p99'], lo['p99'])}, rate {rx(up['ticks_per_s'], ours['ticks_per_s'])}, "
+                             f"CPU/tick {rx(up['cpu_us_per_tick'], ours['cpu_us_per_tick'])}")
+            if len(parts) > 1:
+                out.append(" ".join(parts))
     return out
+
+
+def plot(res: dict[str, Any], path: Path) -> str:
+    """bench.png: latency p50/p99 and CPU per tick against the offered rate, one row per stream."""
+    if not have("matplotlib"):
+        return "skipped: matplotlib not installed (pip install -e '.[bench]')"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    colors = {"ours-native": "tab:green", "ours": "tab:green", "ours-ccxt": "tab:olive", "ccxt-only": "tab:gray",
+              "upstream": "tab:red", "cryptofeed": "tab:blue", "cryptofeed-redis": "tab:purple"}
+    streams = [st for st in STREAMS if any(o != "sat" for _, o in ladder_rows(res, st))]
+    if not streams:
+        return "skipped: no rates to plot"
+    fig, axes = plt.subplots(len(streams), 2, figsize=(13, 4.6 * len(streams)), squeeze=False)
+    for i, stream in enumerate(streams):
+        rows = ladder_rows(res, stream)
+        lat_ax, cpu_ax = axes[i]
+        xs_all: set[int] = set()
+        for d in DESIGNS:
+            mine = sorted((o, r) for (dd, o), r in rows.items() if dd == d and o != "sat")
+            if not mine:
+                continue
+            label = LABELS[d] + (" (ccxt decoding)" if d == "ours" else "")
+            x = [o for o, _ in mine]
+            xs_all.update(x)
+            cpu_ax.plot(x, [r["cpu_us_per_tick"] for _, r in mine], marker="o", color=colors[d], label=label)
+            lat = [(o, r) for o, r in mine if (r.get("latency") or {}).get("p99") is not None]
+            if lat:
+                lx = [o for o, _ in lat]
+                lat_ax.plot(lx, [r["latency"]["p99"] for _, r in lat], marker="o", color=colors[d],
+                            label=f"{label} p99")
+                lat_ax.plot(lx, [r["latency"]["p50"] for _, r in lat], marker=".", ls="--", color=colors[d], alpha=0.7,
+                            label=f"{label} p50")
+                bad = [(o, r["latency"]["p99"]) for o, r in lat if r.get("stale")]
+                if bad:
+                    lat_ax.scatter(*zip(*bad, strict=True), marker="x", s=90, color="black", zorder=5)
+        for ax in (lat_ax, cpu_ax):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(sorted(xs_all), [f"{x / 1000:g}k" for x in sorted(xs_all)])
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_locator(ticker.NullLocator())
+            ax.grid(True, which="major", alpha=0.3)
+            ax.set_xlabel("offered ticks/s")
+        lat_ax.set_ylabel("ms, observer receive - send")
+        lat_ax.set_title(f"{STREAM_TITLE[stream].replace('`', '')}: latency p99 (solid), p50 (dashed); x = stale")
+        cpu_ax.set_ylabel("CPU µs per parsed ticker")
+        cpu_ax.set_title(f"{STREAM_TITLE[stream].replace('`', '')}: CPU per tick (lower is better)")
+        lat_ax.legend(fontsize=7, ncol=2)
+        cpu_ax.legend(fontsize=7)
+    m = res["machine"]
+    fig.suptitle(f"one process per design, {res['params']['symbols']} symbols, same run; {m['nproc']} cores "
+                 f"{m['cpu']} (shared); ccxt {m['ccxt']}, cryptofeed {m.get('cryptofeed') or '-'}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
 
 
 # =============================================================================================
@@ -1235,6 +1773,39 @@ def parse_rates(text: str) -> list[float]:
     return [SAT if x.strip() == "sat" else float(x) for x in text.split(",") if x.strip()]
 
 
+def decoder_probe(tmp: Path) -> str:
+    """"" when the worker's config accepts `decoder` per exchange, else the loader's one-line refusal."""
+    from fullon_ticker_service.config import ConfigError, load
+
+    path = tmp / "decoder-probe.toml"
+    path.write_text('[exchanges.bench_probe]\nccxt_id = "binance"\nsymbols = ["BTC/USDT"]\ndecoder = "native"\n')
+    try:
+        load(path, environ={}, dotenv=None)
+    except ConfigError as exc:
+        return str(exc)
+    return ""
+
+
+def resolve_designs(a: argparse.Namespace, b: Bench) -> list[str]:
+    """The designs this run can measure, with a note for each one it cannot."""
+    res = b.results
+    wanted = [d.strip() for d in a.designs.split(",") if d.strip()]
+    unknown = [d for d in wanted if d not in DESIGNS]
+    if unknown:
+        raise SystemExit(f"--designs: unknown {unknown} (known: {', '.join(DESIGNS)})")
+    refusal = decoder_probe(b.tmp)
+    b.decoder = not refusal
+    if refusal and any(d in wanted for d in ("ours-native", "ours-ccxt")):
+        wanted = list(dict.fromkeys("ours" if d in ("ours-native", "ours-ccxt") else d for d in wanted))
+        res["notes"].append("decoder: this worker's config does not know `decoder` yet (" + refusal.split(" (known")[0]
+                            + "): ran `ours` once, with its default decoding, instead of ours-native and ours-ccxt")
+    if not have("cryptofeed") and any(d in wanted for d in CRYPTOFEED):
+        wanted = [d for d in wanted if d not in CRYPTOFEED]
+        res["notes"].append("cryptofeed: not installed, its designs skipped (pip install -e '.[bench]')")
+    b.primary = next((d for d in OURS if d in wanted), "ours")
+    return wanted
+
+
 async def run(a: argparse.Namespace) -> dict[str, Any]:
     b = Bench(a)
     res = b.results
@@ -1242,27 +1813,47 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     res["command"] = " ".join([".venv/bin/python", "scripts/bench.py", *sys.argv[1:]])
     res["params"] = {k: v for k, v in vars(a).items() if k != "redis_password"}
     res["redis_private"] = bool(a.private_redis)
+    wanted = resolve_designs(a, b)
+    res["designs"], res["primary"] = wanted, b.primary
+    for n in res["notes"]:
+        b.note(n)
     await b.redis.flushdb()
-    b.observer = await Child("_observe", ["--host", a.redis_host, "--port", str(a.redis_port),
-                                          "--password", a.redis_password], b.tmp / "observer.log").start()
+    b.observer = await Child("_observe", ["--host", a.redis_host, "--port", str(a.redis_port), "--db",
+                                          str(a.redis_db), "--password", a.redis_password],
+                             b.tmp / "observer.log").start()
 
     async def phase(name: str, coro: Awaitable[Any]) -> Any:
         try:
             return await coro
         except Exception as exc:
             msg = f"{name}: {type(exc).__name__}: {exc}"
-            b.note("ERROR " + msg)
+            with open(b.tmp / "errors.log", "a") as f:  # the whole traceback, for --keep
+                f.write(f"{msg}\n{traceback.format_exc()}\n")
+            b.note("ERROR " + msg + f" ({traceback.extract_tb(exc.__traceback__)[-1].name}, line "
+                   f"{traceback.extract_tb(exc.__traceback__)[-1].lineno})")
             res["errors"].append(msg)
             with contextlib.suppress(Exception):
                 await b.redis.flushdb()
             return None
 
     try:
-        wanted = a.designs.split(",")
-        rates = {d: parse_rates(a.upstream_rates if d == "upstream" else a.rates) for d in DESIGNS if d in wanted}
-        res["single"] = await phase(f"designs x{a.symbols}", b.ladder(a.symbols, rates, a.ceiling_rounds)) or []
+        ours = tuple(d for d in OURS if d in wanted)
+        for stream in [x for x in a.streams.split(",") if x.strip()]:
+            designs = [d for d in wanted if d in SUPPORTS[stream]]
+            if stream == BOOK and a.book_designs:
+                designs = [d for d in designs if d in a.book_designs.split(",")]
+            if stream == TICKER:
+                rates = {d: parse_rates(a.upstream_rates if d == "upstream" else a.rates) for d in designs}
+                rounds, in_rounds = a.ceiling_rounds, ("ccxt-only", *ours)
+            else:
+                rates = {d: parse_rates(a.book_rates) for d in designs}
+                rounds, in_rounds = a.book_ceiling_rounds, ("ccxt-only", *ours, "cryptofeed")
+            in_rounds = tuple(d for d in in_rounds if d in designs)
+            res["single"] += await phase(f"{stream} x{a.symbols}", b.ladder(
+                a.symbols, rates, rounds, stream, in_rounds)) or []
         for n in [int(x) for x in a.sweep.split(",") if x.strip()]:
-            res["sweep"] += await phase(f"sweep x{n}", b.ladder(n, {}, a.sweep_rounds)) or []
+            res["sweep"] += await phase(f"sweep x{n}", b.ladder(
+                n, {}, a.sweep_rounds, TICKER, ("ccxt-only", b.primary))) or []
         method = "forkserver" if supports_start_method() else ""
         for n in [int(x) for x in a.multi.split(",") if x.strip()]:
             r = await phase(f"multi x{n}", b.multi(n, a.multi_symbols, parse_rates(a.multi_rates), method))
@@ -1271,10 +1862,10 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                 res["memory"].append({"start_method": method or "spawn", **r["memory"]})
         if a.memory:
             methods = ["spawn", "forkserver"] if supports_start_method() else []
-            have = {(m["start_method"], m["workers"]) for m in res["memory"]}
+            done = {(m["start_method"], m["workers"]) for m in res["memory"]}
             for m in methods:
                 for n in [int(x) for x in a.memory.split(",")]:
-                    if (m, n) not in have:
+                    if (m, n) not in done:
                         r = await phase(f"memory {m} x{n}", b.memory_only(n, a.multi_symbols, m))
                         if r:
                             res["memory"].append(r)
@@ -1289,11 +1880,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         await b.observer.stop()
         await b.redis.flushdb()
         await b.redis.aclose()
-    res["ratios"] = ratios(res)
-    res["ceiling"] = ceiling(res["single"])
-    res["sweep_ceiling"] = [c for n in sorted({r["symbols"] for r in res["sweep"]})
-                            if (c := ceiling([r for r in res["sweep"] if r["symbols"] == n]))]
-    res["targets"] = targets(res)
+    derive(res)
     res["elapsed_s"] = round(time.monotonic() - b.t0, 1)
     if not a.keep:
         shutil.rmtree(b.tmp, ignore_errors=True)
@@ -1316,11 +1903,21 @@ def main() -> None:
     p.add_argument("--runtime-dir", default="/tmp/tickerctl-bench", help="temp files, tickerctl's pidfile/lock")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--symbols", type=int, default=500)
-    p.add_argument("--rates", default="1000,3000,5000,10000", help="offered ticks/s ('sat' = as fast as possible)")
-    p.add_argument("--designs", default="ccxt-only,ours,upstream", help="which single-worker designs to run")
+    p.add_argument("--streams", default=f"{TICKER},{BOOK}", help="the Binance streams compared")
+    p.add_argument("--rates", default="1000,3000,5000,10000",
+                   help="offered ticks/s on the ticker stream ('sat' = as fast as possible)")
+    p.add_argument("--book-rates", default="1000,3000,10000", help="offered ticks/s on the bookTicker stream")
+    p.add_argument("--designs", default=",".join(d for d in DESIGNS if d != "ours"),
+                   help="which single-worker designs to run (`ours`: the worker's default decoder; ours-native / "
+                        "ours-ccxt become `ours` when the worker's config has no `decoder` key)")
+    p.add_argument("--book-designs", default="", help="designs on bookTicker (default: every one of --designs "
+                   "that can consume it)")
     p.add_argument("--upstream-rates", default="1000,3000,5000,10000,sat")
     p.add_argument("--ceiling-rounds", type=int, default=3,
-                   help="alternating ccxt-only / ours saturation steps: the ceiling ratio is their median")
+                   help="alternating ccxt-only / ours saturation steps on the ticker stream: the ceiling ratio is "
+                        "their median")
+    p.add_argument("--book-ceiling-rounds", type=int, default=1,
+                   help="the same on bookTicker, with cryptofeed (its callback design) in the rounds")
     p.add_argument("--sweep", default="100,2000", help="other symbol counts (ccxt-only vs ours at saturation)")
     p.add_argument("--sweep-rounds", type=int, default=1)
     p.add_argument("--multi", default="2,4,8", help="numbers of workers run together through tickerctl up")
@@ -1339,14 +1936,18 @@ def main() -> None:
     p.add_argument("--soak", type=float, default=60.0, help="memory soak of one worker (s; 0: off)")
     p.add_argument("--soak-rate", type=float, default=5000.0)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
-    p.add_argument("--report-from", default="", help="re-render the report (and derived ratios) of a bench.json")
+    p.add_argument("--report-from", default="",
+                   help="re-render the report, the derived ratios and the plot of a bench.json")
     a = p.parse_args()
     if a.report_from:
         res = orjson.loads(Path(a.report_from).read_bytes())
-        res["ratios"], res["ceiling"] = ratios(res), ceiling(res["single"])
-        res["sweep_ceiling"] = [c for n in sorted({r["symbols"] for r in res["sweep"]})
-                                if (c := ceiling([r for r in res["sweep"] if r["symbols"] == n]))]
-        res["targets"] = targets(res)
+        for rate, prof in (res.get("profile") or {}).items():  # the raw stacks beside it: summarise again
+            raw = Path(a.report_from).parent / f"profile-ours-{rate}.txt"
+            if "error" not in prof and raw.is_file():
+                res["profile"][rate] = {"rate": rate, **summarise_profile(raw.read_text())}
+        derive(res)
+        if a.out:
+            res["plot"] = plot(res, Path(a.out) / "bench.png")
         text = report(res)
         print(text)
         if a.out:
@@ -1355,7 +1956,9 @@ def main() -> None:
         return
     if a.quick:
         a.symbols, a.rates, a.upstream_rates, a.sweep, a.multi, a.multi_symbols = 20, "300", "300", "", "2", 10
-        a.ceiling_rounds = 0
+        a.book_rates, a.ceiling_rounds, a.book_ceiling_rounds = "300", 0, 0
+        # on bookTicker only what the ticker stream does not already exercise: one of ours, the peers
+        a.book_designs = "ours-native,ours,cryptofeed,cryptofeed-redis"
         a.multi_rates, a.memory, a.startup, a.warmup, a.window, a.profile, a.soak = "200", "", "binance,okx", \
             0.5, 1.5, 0, 0
         a.drain_timeout, a.startup_methods = 5.0, "forkserver"
@@ -1371,11 +1974,13 @@ def main() -> None:
         if server:
             server[0].terminate()
             server[0].wait(10)
+    if a.out:
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        res["plot"] = plot(res, Path(a.out) / "bench.png")
     text = report(res)
     print(text)
     if a.out:
         out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
         (out / "bench.json").write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2))
         (out / "bench.txt").write_text(text + "\n")
     if a.quick:
@@ -1397,8 +2002,14 @@ def child_main(role: str, argv: list[str]) -> None:
     p.add_argument("--symbols", default="[]")
     p.add_argument("--chunk", type=int, default=100)
     p.add_argument("--exchange", default=f"{PREFIX}_binance")
+    p.add_argument("--stream", default=TICKER, choices=STREAMS)
+    p.add_argument("--ws", default="", help="cryptofeed: the simulator's Binance websocket base")
+    p.add_argument("--http", default="", help="cryptofeed: the simulator's Binance REST base")
+    p.add_argument("--backend", default="callback", choices=("callback", "redis"))
+    p.add_argument("--log", default="", help="cryptofeed: its feedhandler log file")
     a = p.parse_args(argv)
-    roles = {"_sim": role_sim, "_observe": role_observe, "_ccxt": role_ccxt, "_upstream": role_upstream}
+    roles = {"_sim": role_sim, "_observe": role_observe, "_ccxt": role_ccxt, "_upstream": role_upstream,
+             "_cryptofeed": role_cryptofeed}
     import uvloop
 
     from fullon_ticker_service import logs
