@@ -203,7 +203,7 @@ class TickWriter:
             logger.error(f"{line}; holding the latest tick per symbol in memory")
 
     async def _send(self, batch: dict[str, Tick]) -> dict[str, float]:
-        """One pipeline of raw EVALSHAs: one round trip. (redis-py's Script objects add a
+        """One raw EVALSHA per BATCH symbols, pipelined: one round trip. (redis-py's Script objects add a
         SCRIPT EXISTS round trip before every pipeline that holds them.) A Redis that lost the
         script (restarted) answers NOSCRIPT: load it and send the batch again, which is harmless
         because the script never writes older over newer."""
@@ -230,10 +230,13 @@ class TickWriter:
 
     async def _evalsha(self, calls: list[tuple[int | str | bytes, ...]]) -> dict[str, float]:
         """-> the symbols Redis refused (it holds a newer time), with that time."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for call in calls:
-                pipe.execute_command("EVALSHA", WRITE_NEWER_SHA, *call)
-            results = await pipe.execute()
+        if len(calls) == 1:  # the usual case (<= BATCH symbols): a pipeline object costs ~10 % more CPU
+            results = [await self.redis.execute_command("EVALSHA", WRITE_NEWER_SHA, *calls[0])]
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for call in calls:
+                    pipe.execute_command("EVALSHA", WRITE_NEWER_SHA, *call)
+                results = await pipe.execute()
         if any(not isinstance(r, list) for r in results):  # -1: fenced
             self.fenced += 1
             raise LeaseLost(f"the lease is no longer {self.lease.value!r}")
