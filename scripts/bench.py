@@ -77,14 +77,18 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SAT = 200_000.0  # "saturation": more than anything here can send or parse
-OURS = ("ours-native", "ours-ccxt", "ours")  # the worker with decoder = native / ccxt / its default
+OURS = ("ours-native", "ours-ccxt", "ours", "ours-both", "ours-baseline")  # the worker with decoder = native / ccxt /
+# its default; ours-both: decoder ccxt with the bid/ask stream subscribed beside the ticker stream (two ticks per
+# quote); ours-baseline: an older revision's worker, imported from $BENCH_BASELINE_SRC (e.g. a `git archive` of it)
+EXTRA_OURS = ("ours", "ours-both", "ours-baseline")  # not run unless asked for (--designs)
 DESIGNS = ("ccxt-only", *OURS, "upstream", "cryptofeed", "cryptofeed-redis")
 CRYPTOFEED = ("cryptofeed", "cryptofeed-redis")
 TICKER, BOOK = "ticker", "bookTicker"  # the two Binance streams compared
 STREAMS = (TICKER, BOOK)
 # which design can consume which stream: fullon's pattern is watch_ticker; cryptofeed's Binance TICKER
 # is bookTicker and it drops 24hrTicker frames ("Unexpected message received")
-SUPPORTS = {TICKER: ("ccxt-only", *OURS, "upstream"), BOOK: ("ccxt-only", *OURS, *CRYPTOFEED)}
+SUPPORTS = {TICKER: ("ccxt-only", *OURS, "upstream"), BOOK: ("ccxt-only", "ours-native", "ours-ccxt", "ours",
+                                                                *CRYPTOFEED)}
 FIELDS = {TICKER: ("last", "bid", "ask"), BOOK: ("bid", "ask")}  # what a stored value must equal
 WORKER_STREAM = {TICKER: "ticker", BOOK: "bidask"}  # the worker's `streams` config per stream
 PREFIX = "bench"  # catalog names bench_<venue>[_n]: our channels never mix with other users of the server
@@ -651,11 +655,11 @@ class Bench:
         path.write_text("\n".join(lines))
         return path
 
-    async def popen(self, args: list[str], log: str) -> asyncio.subprocess.Process:
+    async def popen(self, args: list[str], log: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
         with open(self.tmp / log, "ab") as out:
             return await asyncio.create_subprocess_exec(
                 sys.executable, *args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-                cwd=self.tmp, env=child_env(self.runtime), preexec_fn=pdeathsig)
+                cwd=self.tmp, env={**child_env(self.runtime), **(env or {})}, preexec_fn=pdeathsig)
 
     async def health(self, exchange: str) -> dict[str, Any] | None:
         raw = await self.redis.get(f"{NAMESPACE}:health:{exchange}")
@@ -1132,11 +1136,20 @@ class Design:
         syms = sim.hello["symbols"]["binance"][:self.symbols]
         if self.name in OURS:
             extra: dict[str, Any] = {"streams": [WORKER_STREAM[self.stream]]}
-            if self.name != "ours":
+            env: dict[str, str] = {}
+            if self.name in ("ours-native", "ours-ccxt"):
                 extra["decoder"] = self.name.removeprefix("ours-")
+            elif self.name == "ours-both":
+                extra = {"streams": ["ticker", "bidask"], "decoder": "ccxt"}
+            elif self.name == "ours-baseline":
+                src = os.environ.get("BENCH_BASELINE_SRC", "")
+                if not src or not (Path(src) / "fullon_ticker_service").is_dir():
+                    raise SystemExit("ours-baseline: set BENCH_BASELINE_SRC to the src/ of the revision to compare, "
+                                     "e.g. git archive REV src | tar -x -C /tmp/base; BENCH_BASELINE_SRC=/tmp/base/src")
+                extra, env = {}, {"PYTHONPATH": src}  # its config knows neither streams nor decoder
             cfg = b.write_config(sim, {self.exchange: ("binance", self.symbols)}, extra=extra)
             self.proc = await b.popen(["-m", "fullon_ticker_service.worker", self.exchange, "--config", str(cfg)],
-                                      f"worker-{self.name}-{self.stream}-{self.symbols}.log")
+                                      f"worker-{self.name}-{self.stream}-{self.symbols}.log", env)
             await b.wait_running([self.exchange], self.symbols)
             self.pid = self.proc.pid
             return
@@ -1487,7 +1500,8 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-LABELS = {"ours": "ours", "ours-native": "ours-native", "ours-ccxt": "ours-ccxt", "ccxt-only": "ccxt-only",
+LABELS = {"ours": "ours", "ours-both": "ours-ccxt, ticker + bid/ask", "ours-baseline": "ours @ baseline",
+          "ours-native": "ours-native", "ours-ccxt": "ours-ccxt", "ccxt-only": "ccxt-only",
           "upstream": "upstream pattern", "cryptofeed": "cryptofeed (our callback)",
           "cryptofeed-redis": "cryptofeed (its Redis backend)"}
 STREAM_TITLE = {TICKER: "Binance `ticker` stream (24hrTicker)", BOOK: "Binance `bookTicker` stream"}
@@ -1707,15 +1721,16 @@ def plot(res: dict[str, Any], path: Path) -> str:
             if not mine:
                 continue
             label = LABELS[d] + (" (ccxt decoding)" if d == "ours" else "")
+            color = colors.get(d, "tab:brown")
             x = [o for o, _ in mine]
             xs_all.update(x)
-            cpu_ax.plot(x, [r["cpu_us_per_tick"] for _, r in mine], marker="o", color=colors[d], label=label)
+            cpu_ax.plot(x, [r["cpu_us_per_tick"] for _, r in mine], marker="o", color=color, label=label)
             lat = [(o, r) for o, r in mine if (r.get("latency") or {}).get("p99") is not None]
             if lat:
                 lx = [o for o, _ in lat]
-                lat_ax.plot(lx, [r["latency"]["p99"] for _, r in lat], marker="o", color=colors[d],
+                lat_ax.plot(lx, [r["latency"]["p99"] for _, r in lat], marker="o", color=color,
                             label=f"{label} p99")
-                lat_ax.plot(lx, [r["latency"]["p50"] for _, r in lat], marker=".", ls="--", color=colors[d], alpha=0.7,
+                lat_ax.plot(lx, [r["latency"]["p50"] for _, r in lat], marker=".", ls="--", color=color, alpha=0.7,
                             label=f"{label} p50")
                 bad = [(o, r["latency"]["p99"]) for o, r in lat if r.get("stale")]
                 if bad:
@@ -1907,7 +1922,7 @@ def main() -> None:
     p.add_argument("--rates", default="1000,3000,5000,10000",
                    help="offered ticks/s on the ticker stream ('sat' = as fast as possible)")
     p.add_argument("--book-rates", default="1000,3000,10000", help="offered ticks/s on the bookTicker stream")
-    p.add_argument("--designs", default=",".join(d for d in DESIGNS if d != "ours"),
+    p.add_argument("--designs", default=",".join(d for d in DESIGNS if d not in EXTRA_OURS),
                    help="which single-worker designs to run (`ours`: the worker's default decoder; ours-native / "
                         "ours-ccxt become `ours` when the worker's config has no `decoder` key)")
     p.add_argument("--book-designs", default="", help="designs on bookTicker (default: every one of --designs "
