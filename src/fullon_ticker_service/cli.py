@@ -138,6 +138,10 @@ def ps(cfg: Path | None = ConfigOpt, as_json: bool = typer.Option(False, "--json
     sup, records = _read(settings, lambda: status.collect(settings))
     table = status.rows(sup, records, time.time(), settings.service.health_interval)
     if not table:
+        refused = _read(settings, lambda: status.diagnose(settings))
+        if refused:  # records are missing because they cannot be written: not "nothing runs"
+            typer.echo(f"tickerctl: nothing found in {where}, and Redis refuses writes: {refused}", err=True)
+            raise typer.Exit(2)
         others = [n for n in _read(settings, lambda: status.namespaces(settings)) if n != settings.service.namespace]
         hint = f"namespaces with records there: {', '.join(others)}" if others else "no namespace has records there"
         typer.echo(f"tickerctl: nothing found in {where}; {hint}", err=True)

@@ -82,6 +82,11 @@ def fenced(namespace: str) -> str:
     return f"{namespace}:fenced"
 
 
+def write_probe(namespace: str) -> str:
+    """`tickerctl health`/`ps` write this (expiring at once) to learn whether Redis takes writes."""
+    return f"{namespace}:write-probe"
+
+
 def flush_audit(namespace: str) -> str:
     """Channel: `{exchange} {token} {written}` for every accepted flush (watchers, tests)."""
     return f"{namespace}:flushes"

@@ -203,7 +203,8 @@ def problems(table: list[dict[str, Any]], supervisor: dict[str, Any] | None, max
         out.append("no supervisor state in Redis (it cannot be written: see above)" if redis_problem
                    else "no supervisor is running for this namespace")
     if not table:
-        out.append("no exchange is being collected")
+        out.append("no exchange has a health record (they cannot be written: see above)" if redis_problem
+                   else "no exchange is being collected")
     for r in table:
         out += row_problems(r, max_age, min_coverage)
     return out
@@ -228,10 +229,17 @@ def collect(settings: Settings) -> tuple[dict[str, Any] | None, dict[str, bytes 
     return merge(states, leases), records
 
 
+PROBE_TIMEOUT = 1.0  # s: a write Redis does not answer within this is held back
+
+
 def diagnose(settings: Settings) -> str:
-    """Why Redis refuses writes while it answers reads ("" when it does not seem to): full under
-    `noeviction`, or a read-only replica (after a failover, or the wrong host)."""
-    from fullon_ticker_service.redis_client import make_sync_redis
+    """Why Redis refuses writes while it answers reads ("" when it takes them): full under
+    `noeviction`, a read-only replica (after a failover, or the wrong host), or writes held back
+    (CLIENT PAUSE WRITE, as during a failover): then no health record can be refreshed and they
+    expire, which must not read as "nothing is running". The last is found by writing a probe key."""
+    from redis.exceptions import RedisError
+
+    from fullon_ticker_service.redis_client import error_kind, error_text, make_sync_redis
 
     r = make_sync_redis(settings.redis, socket_timeout=3.0)
     try:
@@ -246,6 +254,16 @@ def diagnose(settings: Settings) -> str:
     if repl.get("role") == "slave":
         return (f"READONLY: this is a replica of {repl.get('master_host')}:{repl.get('master_port')} "
                 f"(point REDIS_* at the master, or use REDIS_SENTINELS)")
+    probe = make_sync_redis(settings.redis, socket_timeout=PROBE_TIMEOUT)
+    try:
+        probe.set(keys.write_probe(settings.service.namespace), "1", px=1000)
+    except RedisError as exc:
+        if error_kind(exc) == "timeout":
+            return (f"writes get no answer within {PROBE_TIMEOUT:g}s while reads do (CLIENT PAUSE WRITE, "
+                    f"e.g. a failover in progress?): health records cannot be refreshed and expire")
+        return f"{error_kind(exc)}: {error_text(exc)}"
+    finally:
+        probe.close()
     return ""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -18,7 +19,7 @@ from redis.exceptions import OutOfMemoryError
 from fullon_ticker_service.sim import SimExchange, Simulator
 from tests.conftest import eventually
 from tests.faults.helpers import ahealth, fault_config, ps, record, running
-from tests.supervisor.helpers import ps_json
+from tests.supervisor.helpers import env, ps_json
 
 DETECT_S = 15.0  # every fault below is named by `health` within this
 RECOVER_S = 30.0  # and every exchange is healthy again within this once it is lifted
@@ -148,3 +149,24 @@ async def test_a_paused_redis_is_a_read_error_not_an_empty_table(sim, rc, redis_
     with pytest.raises(subprocess.CalledProcessError, match="returned non-zero exit status 2"):
         await asyncio.to_thread(ps_json, cfg)
     await _health_until(cfg, 0, [r"^ok: 1 exchanges running"], RECOVER_S)
+
+
+async def test_redis_holding_writes_back_is_named_not_read_as_nothing_running(sim, rc, redis_server, procs,
+                                                                              tmp_path):
+    """CLIENT PAUSE WRITE (what a failover does): reads still answer, writes wait, so every health
+    record expires. `health` must name the held-back writes (exit 1), `ps` must not show an empty
+    table as if nothing ran (exit 2, saying why); both recover once writes flow again."""
+    cfg = _cfg(tmp_path, sim, redis_server, ("binance",))
+    procs("up", "-c", str(cfg))
+    await eventually(lambda: running(cfg, ("binance",)), 60, 0.3, "binance running")
+    await rc.execute_command("CLIENT", "PAUSE", "9000", "WRITE")
+    t0 = time.monotonic()
+    took, out = await _health_until(cfg, 1, [r"^Redis refuses writes: writes get no answer within 1s",
+                                             r"^no exchange has a health record \(they cannot be written"], DETECT_S)
+    assert "no supervisor is running" not in out and "no exchange is being collected" not in out, out
+    proc = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "fullon_ticker_service.cli", "ps", "-c",
+                                                    str(cfg)], env=env(), capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 2 and "Redis refuses writes: writes get no answer" in proc.stderr, proc
+    assert time.monotonic() - t0 < 9.0, "the pause ended before the checks: they proved nothing"
+    recovered, _ = await _health_until(cfg, 0, [r"^ok: 1 exchanges running"], RECOVER_S)
+    record("health: Redis holds writes back (CLIENT PAUSE WRITE)", named_s=took, recovered_after_check_s=recovered)
