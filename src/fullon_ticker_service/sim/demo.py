@@ -46,6 +46,8 @@ def demo_toml(host: str = HOST, port: int = PORT, symbols: int = SYMBOLS) -> str
         "",
         "[defaults]",
         "stale_after = 10.0",
+        "# short, so a muted symbol shows as `degraded` within seconds (production: 300 s)",
+        "symbol_stale_after = 15.0",
         "reconnect_delay = 1.0",
         "",
     ]
