@@ -126,8 +126,17 @@ async def test_socket_close_reconnects_and_resumes(sim, redis_db, worker_proc):
     """When the exchange closes every socket the worker reconnects and keeps storing."""
     worker_proc(settings_for(sim, "binance"), "binance", sim.symbols("binance"))
     await eventually(lambda: all_match(redis_db, sim, "binance"), 20, what="initial snapshot")
+    ex = sim.exchanges["binance"]
+    before = ex.state()  # 2 connections (24hrTicker and bookTicker), 20 symbols each
+    assert before["connections"] == 2 and before["subscriptions"] == 40
     await sim.fault("binance", "close")
-    await eventually(lambda: sim.exchanges["binance"].state()["subscriptions"] == 20, 10, what="resubscribed")
+
+    def resubscribed():
+        now = ex.state()
+        return (now["connections_accepted"] >= before["connections_accepted"] + 2
+                and now["subscriptions"] == before["subscriptions"])
+
+    await eventually(resubscribed, 10, what="both streams resubscribed")
     sim.set_rate("binance", 200, count=100)
     await sim.drained("binance")
     await eventually(lambda: all_match(redis_db, sim, "binance"), 10, what="values after reconnect")

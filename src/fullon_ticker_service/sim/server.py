@@ -233,11 +233,16 @@ class Simulator:
             await asyncio.sleep(0.005)
 
     async def send_raw(self, venue: str, frame: str | bytes) -> int:
-        """Send one arbitrary frame (hostile-input tests) to every connection of `venue`; returns how many."""
-        conns = list(self.exchanges[venue].conns)
-        for conn in conns:
-            await conn.send(frame)
-        return len(conns)
+        """Send one arbitrary frame (hostile-input tests) to every open connection of `venue`; returns
+        how many took it (a connection closing under the send, e.g. just after a reconnect, is skipped)."""
+        sent = 0
+        for conn in list(self.exchanges[venue].conns):
+            try:
+                await conn.send(frame)
+            except ConnectionError:  # aiohttp's "Cannot write to closing transport" included
+                continue
+            sent += not conn.closed
+        return sent
 
     async def fault(self, venue: str, action: str, count: int = 1, seconds: float | None = None,
                     rate: float | None = None, symbol: str | None = None) -> None:
@@ -377,7 +382,10 @@ class Simulator:
             ex.connections_refused += 1
             raise web.HTTPServiceUnavailable(text="simulated outage: connections refused")
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:  # the client gave up during the handshake (it is reconnecting or gone)
+            return ws
         conn = Conn(ws, tail, ex, request.transport, request.query, request.headers)
         ex.conns.add(conn)
         ex.connections_accepted += 1
