@@ -305,3 +305,29 @@ def test_fenced_exit_is_re_evaluated_at_once_and_a_standby_gets_the_lease(tmp_pa
     standby.say("running")
     tick(sup, clock)
     assert sup.slots["binance"].status == Status.RUNNING
+
+
+def test_an_exchange_removed_while_down_has_its_prices_deleted_at_start(tmp_path, r):
+    """kraken was collected in this namespace once (its fence key stays) and left the catalog while
+    no supervisor ran: at start its prices are deleted, under its lease; an exchange this namespace
+    never collected (no fence key: someone else's) and one still in the catalog are left alone. A
+    lease another holder still has defers the deletion to a later tick."""
+    for ex in ("kraken", "okx", "gate"):
+        r.hset(keys.tickers(ex), "BTC/USDT", b"{}")
+        r.set(keys.ticker_time(ex, "BTC/USDT"), b"1")
+    r.set(keys.ticker_time("kraken", "ETH/USDT"), b"1")  # a ticker_time left without its hash field
+    r.set(keys.fence(NS, "kraken"), 4)
+    r.set(keys.fence(NS, "okx"), 2)
+    r.set(keys.fence(NS, "gate"), 1)
+    r.set(keys.lease(NS, "gate"), b"1:elsewhere:1", px=60_000)  # gate's lease: held by another host
+    sup, launcher, clock = make(write(tmp_path / "c.toml", {"okx": ["BTC/USDT"]}))
+    tick(sup, clock)
+    assert not r.exists(keys.tickers("kraken"), keys.ticker_time("kraken", "BTC/USDT"),
+                        keys.ticker_time("kraken", "ETH/USDT"))
+    assert r.hget(keys.tickers("okx"), "BTC/USDT") == b"{}"  # in the catalog: kept
+    assert r.hget(keys.tickers("gate"), "BTC/USDT") == b"{}"  # lease held elsewhere: not yet
+    assert not r.exists(keys.lease(NS, "kraken"))  # the lease taken for the deletion is given back
+    r.delete(keys.lease(NS, "gate"))
+    tick(sup, clock)
+    assert not r.exists(keys.tickers("gate"), keys.ticker_time("gate", "BTC/USDT"))
+    assert len(launcher.of("kraken")) == 0 and len(launcher.of("gate")) == 0

@@ -145,6 +145,32 @@ async def test_socket_close_reconnects_and_resumes(sim, redis_db, worker_proc):
     assert h["status"] == "running"
 
 
+async def test_symbols_that_left_the_catalog_while_down_are_deleted_at_start(sim, redis_db, worker_proc):
+    """Prices of symbols no longer configured (removed while no worker ran) are deleted once the
+    worker owns the exchange; a configured symbol the venue does not list keeps its entry, and the
+    collected symbols are written as usual."""
+    symbols = sim.symbols("binance")[:5]
+    await redis_db.hset("tickers:binance", mapping={"OLD/USDT": b"{}", "ZZZ/USDT": b"{}"})
+    await redis_db.set("ticker_time:binance:OLD/USDT", b"1")
+    await redis_db.set("ticker_time:binance:GONE/USDT", b"1")  # a time key left without its hash field
+    await redis_db.set("ticker_time:binance:ZZZ/USDT", b"1")
+    await redis_db.set("ticker_time:okx:OLD/USDT", b"1")  # another exchange's: not this worker's business
+    worker_proc(settings_for(sim, "binance"), "binance", [*symbols, "ZZZ/USDT"])
+
+    async def swept():
+        return not await redis_db.exists("ticker_time:binance:OLD/USDT", "ticker_time:binance:GONE/USDT")
+
+    await eventually(swept, 20, what="the leftover symbols deleted")
+
+    async def written():
+        return set(await stored(redis_db, "binance")) == {*symbols, "ZZZ/USDT"}
+
+    await eventually(written, 10, what="the 5 collected symbols written beside ZZZ/USDT")
+    assert (await stored(redis_db, "binance"))["ZZZ/USDT"] == {}
+    assert await redis_db.get("ticker_time:binance:ZZZ/USDT") == b"1"
+    assert await redis_db.get("ticker_time:okx:OLD/USDT") == b"1"
+
+
 async def test_stall_is_detected_by_the_watchdog(sim, redis_db, worker_proc):
     """A socket that stays open but silent is reconnected by the staleness watchdog."""
     worker_proc(settings_for(sim, "binance", stale_after=1.0), "binance", sim.symbols("binance"))

@@ -13,7 +13,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -158,6 +158,20 @@ class Cluster:
             return False
         self.log.info(f"{exchange}: left the catalog; deleted its tickers ({len(names)} symbols)")
         return True
+
+    def orphans(self, catalog: Iterable[str]) -> list[str] | None:
+        """Exchanges this namespace collected once (their fence key never expires) that are not in
+        `catalog` but still have prices in Redis: removed while no supervisor ran, so `forget` was
+        never called for them. -> None when Redis cannot tell now."""
+        prefix = keys.fence(self.ns, "")
+        try:
+            once = {k.decode()[len(prefix):] for k in self.redis.scan_iter(keys.fence(self.ns, "*"), count=1000)}
+            return [ex for ex in sorted(once - set(catalog))
+                    if self.redis.exists(keys.tickers(ex))
+                    or next(iter(self.redis.scan_iter(keys.ticker_time(ex, "*"), count=1000)), None) is not None]
+        except (redis_sync.RedisError, OSError) as exc:
+            self.unreachable(exc)
+            return None
 
     def armed(self, exchange: str, host: str) -> bool:
         """Is `host`'s standby for `exchange` connected and holding ticks?"""

@@ -42,6 +42,7 @@ class Fleet:
         self.stopping = False  # the whole supervisor stops: every exit is final
         self.clean = True  # every worker stopped by itself (no SIGKILL, exit 0)
         self._handover_logged: set[str] = set()
+        self._orphans: list[str] | None = None  # exchanges removed while we were down (None: not looked yet)
 
     @property
     def host_id(self) -> str:
@@ -203,6 +204,17 @@ class Fleet:
         for name, slot in list(self.slots.items()):
             if name not in catalog:
                 self._retire(slot)
+        self._forget_orphans(catalog)
+
+    def _forget_orphans(self, catalog: cat.Catalog) -> None:
+        """Once per start: an exchange that left the catalog while no supervisor ran still has its
+        prices in Redis; delete them like a removal while running (`_retire`). Retried each tick while
+        another holder keeps its lease or Redis cannot answer."""
+        if self._orphans is None and self.cluster.ok:
+            self._orphans = self.cluster.orphans(catalog)
+        if self._orphans:
+            self._orphans = [name for name in self._orphans
+                             if name not in catalog and name not in self.slots and not self.cluster.forget(name, ())]
 
     def _apply_symbols(self, slot: Slot, symbols: tuple[str, ...]) -> None:
         if symbols == slot.symbols:

@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from loguru import logger
+from redis.exceptions import RedisError
 
 from fullon_ticker_service import health
 from fullon_ticker_service.config import ConfigError
@@ -140,6 +141,7 @@ class Worker:
         self.link.tell()
         if self._early_symbols is not None:
             await self.update_symbols(self._early_symbols)
+        await self._sweep()
         self.log.info(f"collecting {len(self.intake.wanted)} symbols via "
                       f"{' + '.join(s.method for s in self.subs.streams)} ({len(self.subs.subs)} subscriptions)")
         stop_wait = asyncio.create_task(self._stop.wait())
@@ -150,6 +152,25 @@ class Worker:
                     raise t.exception()  # type: ignore[misc]
         finally:
             stop_wait.cancel()
+
+    async def _sweep(self) -> None:
+        """Once we own the exchange: delete prices of symbols that left the catalog while no worker
+        ran (a removal while running is `update_symbols`), so readers never get a frozen price."""
+        if not self.lease.held or self.subs is None:
+            return
+        try:
+            async with asyncio.timeout(10):
+                gone = await self.writer.sweep(lambda: self.intake.wanted | set(self.intake.unknown))
+        except LeaseLost as exc:
+            self._lease_lost(str(exc))
+            return
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.log.warning(f"could not look for prices of symbols no longer collected: {exc}")
+            return
+        if gone:
+            more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
+            self.log.info(f"deleted the prices of {len(gone)} symbols no longer in the catalog: "
+                          f"{', '.join(gone[:5])}{more}")
 
     async def update_symbols(self, symbols: set[str]) -> None:
         """Apply a new symbol set while running, without dropping unaffected subscriptions."""
@@ -193,6 +214,8 @@ class Worker:
         await self.reporter.disarm()
         self.reporter.now.set()
         self.log.info(f"lease received (token {self.lease.token}); flushing {len(self.writer.latest)} symbols")
+        if self.phase == health.RUNNING:
+            await self._sweep()
 
     def _lease_lost(self, why: str) -> None:
         """Another worker owns the exchange now: write nothing more, exit for the supervisor."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 
 import orjson
 from loguru import logger
@@ -253,6 +254,20 @@ class TickWriter:
         if int(await self.redis.eval(REMOVE, len(ks), *ks, self.lease.value, self.lease.token, self.lease.ttl_ms,
                                      *names)) < 0:
             raise LeaseLost(f"the lease is no longer {self.lease.value!r}")
+
+    async def sweep(self, keep: Callable[[], set[str]]) -> list[str]:
+        """Delete the prices of symbols this exchange no longer collects that are still in Redis
+        (removed from the catalog while no worker ran, so no one deleted them). `keep` is asked
+        after the reads, so a symbol added meanwhile is never swept. -> the symbols deleted."""
+        ex = self.exchange
+        found = {k.decode() for k in await self.redis.hkeys(keys.tickers(ex))}
+        prefix = keys.ticker_time(ex, "")
+        async for k in self.redis.scan_iter(match=keys.ticker_time(ex, "*"), count=1000):
+            found.add(k.decode()[len(prefix):])
+        gone = sorted(found - keep())
+        for start in range(0, len(gone), BATCH):
+            await self.remove(set(gone[start:start + BATCH]))
+        return gone
 
     def snapshot(self) -> dict[str, object]:
         """The writer's part of the health record."""
