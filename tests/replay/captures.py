@@ -26,7 +26,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-CAPTURES_DIR = Path(os.environ.get("REPLAY_CAPTURES_DIR", "/work/shared/data/exchange-captures"))
+
+def _captures_dir() -> Path:
+    """$REPLAY_CAPTURES_DIR, else `../shared/data/exchange-captures` beside the checkout (where the
+    team's machines keep them), else the machines' absolute path; tests skip when none exists."""
+    if os.environ.get("REPLAY_CAPTURES_DIR"):
+        return Path(os.environ["REPLAY_CAPTURES_DIR"])
+    candidates = (Path(__file__).resolve().parents[3] / "shared/data/exchange-captures",
+                  Path("/work/shared/data/exchange-captures"))
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+CAPTURES_DIR = _captures_dir()
 
 VENUES: tuple[str, ...] = (
     "binance", "binanceusdm", "binancecoinm", "binanceus", "bitfinex", "coinbaseexchange", "deribit",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import ccxt.pro as ccxtpro
@@ -28,8 +27,9 @@ from fullon_ticker_service.channels import (
 from fullon_ticker_service.sim.server import VENUES as SIM_VENUES
 from fullon_ticker_service.sim.server import load_venue
 from fullon_ticker_service.worker.exchange import _Probed, _raise_url, routes
+from tests.replay.captures import CAPTURES_DIR
 
-CAPTURES = Path("/work/shared/data/exchange-captures")
+CAPTURES = CAPTURES_DIR  # tests/replay/captures.py finds them
 ALL = {"watchTickers": True, "watchTicker": True, "watchBidsAsks": True}
 
 

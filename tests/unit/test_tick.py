@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,8 +16,9 @@ from fullon_ticker_service import tick
 from fullon_ticker_service.sim.model import Walk
 from fullon_ticker_service.sim.venues.binance import Binance
 from fullon_ticker_service.sim.venues.coinbase import Coinbase
+from tests.replay.captures import CAPTURES_DIR
 
-CAPTURES = Path("/work/shared/data/exchange-captures")
+CAPTURES = CAPTURES_DIR  # tests/replay/captures.py finds them
 RECEIVED = 1_763_700_000.25  # arrival time handed to normalise (epoch s)
 FULLON_FIELDS = ("symbol", "exchange", "price", "volume", "time", "bid", "ask", "last", "change", "percentage")
 
