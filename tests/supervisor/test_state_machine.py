@@ -8,6 +8,7 @@ namespace), so leases, placement and handover decisions are the production code'
 from __future__ import annotations
 
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,17 +309,19 @@ def test_fenced_exit_is_re_evaluated_at_once_and_a_standby_gets_the_lease(tmp_pa
 
 
 def test_an_exchange_removed_while_down_has_its_prices_deleted_at_start(tmp_path, r):
-    """kraken was collected in this namespace once (its fence key stays) and left the catalog while
-    no supervisor ran: at start its prices are deleted, under its lease; an exchange this namespace
-    never collected (no fence key: someone else's) and one still in the catalog are left alone. A
-    lease another holder still has defers the deletion to a later tick."""
-    for ex in ("kraken", "okx", "gate"):
+    """kraken was collected in this namespace once (its fence key stays), left the catalog while no
+    supervisor ran and nobody has written it since (times from 1970): at start its prices are
+    deleted, under its lease. Left alone: an exchange this namespace never collected (no fence key:
+    someone else's, bitfinex), one still in the catalog (okx), and one someone still writes (htx: a
+    time from now, e.g. another host collecting a subset). A lease another holder still has defers
+    the deletion to a later tick (gate)."""
+    for ex in ("kraken", "okx", "gate", "bitfinex", "htx"):
         r.hset(keys.tickers(ex), "BTC/USDT", b"{}")
         r.set(keys.ticker_time(ex, "BTC/USDT"), b"1")
     r.set(keys.ticker_time("kraken", "ETH/USDT"), b"1")  # a ticker_time left without its hash field
-    r.set(keys.fence(NS, "kraken"), 4)
-    r.set(keys.fence(NS, "okx"), 2)
-    r.set(keys.fence(NS, "gate"), 1)
+    r.set(keys.ticker_time("htx", "ETH/USDT"), repr(time.time()))
+    for ex, token in (("kraken", 4), ("okx", 2), ("gate", 1), ("htx", 3)):
+        r.set(keys.fence(NS, ex), token)
     r.set(keys.lease(NS, "gate"), b"1:elsewhere:1", px=60_000)  # gate's lease: held by another host
     sup, launcher, clock = make(write(tmp_path / "c.toml", {"okx": ["BTC/USDT"]}))
     tick(sup, clock)
@@ -326,6 +329,8 @@ def test_an_exchange_removed_while_down_has_its_prices_deleted_at_start(tmp_path
                         keys.ticker_time("kraken", "ETH/USDT"))
     assert r.hget(keys.tickers("okx"), "BTC/USDT") == b"{}"  # in the catalog: kept
     assert r.hget(keys.tickers("gate"), "BTC/USDT") == b"{}"  # lease held elsewhere: not yet
+    assert r.hget(keys.tickers("bitfinex"), "BTC/USDT") == b"{}"  # not ours
+    assert r.hget(keys.tickers("htx"), "BTC/USDT") == b"{}" and r.exists(keys.ticker_time("htx", "BTC/USDT"))
     assert not r.exists(keys.lease(NS, "kraken"))  # the lease taken for the deletion is given back
     r.delete(keys.lease(NS, "gate"))
     tick(sup, clock)

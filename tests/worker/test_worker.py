@@ -146,11 +146,13 @@ async def test_socket_close_reconnects_and_resumes(sim, redis_db, worker_proc):
 
 
 async def test_symbols_that_left_the_catalog_while_down_are_deleted_at_start(sim, redis_db, worker_proc):
-    """Prices of symbols no longer configured (removed while no worker ran) are deleted once the
-    worker owns the exchange; a configured symbol the venue does not list keeps its entry, and the
-    collected symbols are written as usual."""
+    """Prices of symbols no longer configured (removed while no worker ran) and not written for
+    `symbol_stale_after` are deleted once the worker owns the exchange; one someone still writes
+    (FRESH/USDT, time now) and a configured symbol the venue does not list keep their entries, and
+    the collected symbols are written as usual."""
     symbols = sim.symbols("binance")[:5]
-    await redis_db.hset("tickers:binance", mapping={"OLD/USDT": b"{}", "ZZZ/USDT": b"{}"})
+    await redis_db.hset("tickers:binance", mapping={"OLD/USDT": b"{}", "ZZZ/USDT": b"{}", "FRESH/USDT": b"{}"})
+    await redis_db.set("ticker_time:binance:FRESH/USDT", repr(time.time()))
     await redis_db.set("ticker_time:binance:OLD/USDT", b"1")
     await redis_db.set("ticker_time:binance:GONE/USDT", b"1")  # a time key left without its hash field
     await redis_db.set("ticker_time:binance:ZZZ/USDT", b"1")
@@ -163,9 +165,9 @@ async def test_symbols_that_left_the_catalog_while_down_are_deleted_at_start(sim
     await eventually(swept, 20, what="the leftover symbols deleted")
 
     async def written():
-        return set(await stored(redis_db, "binance")) == {*symbols, "ZZZ/USDT"}
+        return set(await stored(redis_db, "binance")) == {*symbols, "ZZZ/USDT", "FRESH/USDT"}
 
-    await eventually(written, 10, what="the 5 collected symbols written beside ZZZ/USDT")
+    await eventually(written, 10, what="the 5 collected symbols written beside ZZZ/USDT and FRESH/USDT")
     assert (await stored(redis_db, "binance"))["ZZZ/USDT"] == {}
     assert await redis_db.get("ticker_time:binance:ZZZ/USDT") == b"1"
     assert await redis_db.get("ticker_time:okx:OLD/USDT") == b"1"

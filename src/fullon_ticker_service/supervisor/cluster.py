@@ -159,16 +159,24 @@ class Cluster:
         self.log.info(f"{exchange}: left the catalog; deleted its tickers ({len(names)} symbols)")
         return True
 
-    def orphans(self, catalog: Iterable[str]) -> list[str] | None:
+    def orphans(self, catalog: Iterable[str], older_than: Callable[[str], float]) -> list[str] | None:
         """Exchanges this namespace collected once (their fence key never expires) that are not in
-        `catalog` but still have prices in Redis: removed while no supervisor ran, so `forget` was
-        never called for them. -> None when Redis cannot tell now."""
+        `catalog`, still have prices in Redis and none written since `older_than(exchange)` (epoch s):
+        removed while no supervisor ran, so `forget` was never called for them. An exchange someone
+        still writes (another host's subset, another deployment) is not one. -> None when Redis
+        cannot tell now."""
         prefix = keys.fence(self.ns, "")
         try:
             once = {k.decode()[len(prefix):] for k in self.redis.scan_iter(keys.fence(self.ns, "*"), count=1000)}
-            return [ex for ex in sorted(once - set(catalog))
-                    if self.redis.exists(keys.tickers(ex))
-                    or next(iter(self.redis.scan_iter(keys.ticker_time(ex, "*"), count=1000)), None) is not None]
+            out = []
+            for ex in sorted(once - set(catalog)):
+                times = list(self.redis.scan_iter(keys.ticker_time(ex, "*"), count=1000))
+                if not times and not self.redis.exists(keys.tickers(ex)):
+                    continue  # nothing left: forgotten already
+                newest = max((_epoch(t) for t in self.redis.mget(times)), default=0.0)
+                if newest < older_than(ex):
+                    out.append(ex)
+            return out
         except (redis_sync.RedisError, OSError) as exc:
             self.unreachable(exc)
             return None
@@ -213,3 +221,12 @@ class Cluster:
 
 def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+
+
+
+def _epoch(raw: bytes | None) -> float:
+    """A stored ticker_time; an unreadable one counts as never written."""
+    try:
+        return float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0

@@ -208,10 +208,12 @@ class Fleet:
 
     def _forget_orphans(self, catalog: cat.Catalog) -> None:
         """Once per start: an exchange that left the catalog while no supervisor ran still has its
-        prices in Redis; delete them like a removal while running (`_retire`). Retried each tick while
-        another holder keeps its lease or Redis cannot answer."""
+        prices in Redis, none written for `symbol_stale_after`; delete them like a removal while
+        running (`_retire`). Retried each tick while another holder keeps its lease or Redis cannot
+        answer."""
         if self._orphans is None and self.cluster.ok:
-            self._orphans = self.cluster.orphans(catalog)
+            self._orphans = self.cluster.orphans(
+                catalog, lambda name: time.time() - self.settings.exchange(name).symbol_stale_after)
         if self._orphans:
             self._orphans = [name for name in self._orphans
                              if name not in catalog and name not in self.slots and not self.cluster.forget(name, ())]

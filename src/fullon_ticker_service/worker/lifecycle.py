@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import time
 from collections.abc import Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
@@ -155,12 +156,14 @@ class Worker:
 
     async def _sweep(self) -> None:
         """Once we own the exchange: delete prices of symbols that left the catalog while no worker
-        ran (a removal while running is `update_symbols`), so readers never get a frozen price."""
+        ran and that nobody has written for `symbol_stale_after` (a removal while running is
+        `update_symbols`), so readers never get a frozen price."""
         if not self.lease.held or self.subs is None:
             return
         try:
             async with asyncio.timeout(10):
-                gone = await self.writer.sweep(lambda: self.intake.wanted | set(self.intake.unknown))
+                gone = await self.writer.sweep(lambda: self.intake.wanted | set(self.intake.unknown),
+                                               time.time() - self.cfg.symbol_stale_after)
         except LeaseLost as exc:
             self._lease_lost(str(exc))
             return

@@ -88,6 +88,25 @@ return 1
 """
 
 
+# The same, for symbols nobody collects any more, and only those not written since a cutoff (exchange
+# time, epoch s): a price someone still keeps fresh (another deployment, another namespace) stays.
+# KEYS: lease, fence, tickers:{ex}, ticker_time keys. ARGV: lease value, token, ttl ms, cutoff,
+# symbols (aligned with the time keys). -> the symbols deleted, or -1 when fenced.
+SWEEP = HELD + """
+if not held(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3]) then return -1 end
+local gone = {}
+for i = 4, #KEYS do
+  local t = tonumber(redis.call('GET', KEYS[i]) or '')
+  if (not t) or t < tonumber(ARGV[4]) then
+    redis.call('HDEL', KEYS[3], ARGV[i + 1])
+    redis.call('DEL', KEYS[i])
+    table.insert(gone, ARGV[i + 1])
+  end
+end
+return gone
+"""
+
+
 class TickWriter:
     """Latest-per-symbol buffer plus the task that flushes it."""
 
@@ -255,18 +274,29 @@ class TickWriter:
                                      *names)) < 0:
             raise LeaseLost(f"the lease is no longer {self.lease.value!r}")
 
-    async def sweep(self, keep: Callable[[], set[str]]) -> list[str]:
-        """Delete the prices of symbols this exchange no longer collects that are still in Redis
-        (removed from the catalog while no worker ran, so no one deleted them). `keep` is asked
-        after the reads, so a symbol added meanwhile is never swept. -> the symbols deleted."""
-        ex = self.exchange
+    async def sweep(self, keep: Callable[[], set[str]], older_than: float) -> list[str]:
+        """Delete the prices of symbols this exchange no longer collects that nobody has written since
+        `older_than` (epoch s): removed from the catalog while no worker ran, so no one deleted them.
+        `keep` is asked after the reads, so a symbol added meanwhile is never swept; the age test is
+        in the script, so a value written meanwhile is never deleted. -> the symbols deleted."""
+        ex, ns = self.exchange, self.namespace
         found = {k.decode() for k in await self.redis.hkeys(keys.tickers(ex))}
         prefix = keys.ticker_time(ex, "")
         async for k in self.redis.scan_iter(match=keys.ticker_time(ex, "*"), count=1000):
             found.add(k.decode()[len(prefix):])
-        gone = sorted(found - keep())
-        for start in range(0, len(gone), BATCH):
-            await self.remove(set(gone[start:start + BATCH]))
+        candidates = sorted(found - keep())
+        gone: list[str] = []
+        for start in range(0, len(candidates), BATCH):
+            if not self.lease.held:
+                raise LeaseLost("no lease")
+            names = candidates[start:start + BATCH]
+            ks = [keys.lease(ns, ex), keys.fence(ns, ex), keys.tickers(ex), *(keys.ticker_time(ex, s) for s in names)]
+            out = await self.redis.eval(SWEEP, len(ks), *ks, self.lease.value, self.lease.token, self.lease.ttl_ms,
+                                        repr(older_than), *names)
+            if not isinstance(out, list):
+                raise LeaseLost(f"the lease is no longer {self.lease.value!r}")
+            gone += [g.decode() if isinstance(g, bytes) else str(g) for g in out]
+        self.discard(set(gone))
         return gone
 
     def snapshot(self) -> dict[str, object]:
