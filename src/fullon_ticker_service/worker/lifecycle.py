@@ -310,6 +310,8 @@ class Worker:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self.exchange.close(), budget)
         with contextlib.suppress(Exception):
+            await self.writer.wire.close()
+        with contextlib.suppress(Exception):
             await self.redis.aclose()
         self.log.info(f"stopped (exit {self.exit_code}); {self.intake.ticks} ticks accepted")
 

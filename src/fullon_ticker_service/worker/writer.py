@@ -44,6 +44,7 @@ from fullon_ticker_service.outage import Outage
 from fullon_ticker_service.redis_client import error_kind, error_text
 from fullon_ticker_service.tick import Tick
 from fullon_ticker_service.worker.ownership import Lease, LeaseLost
+from fullon_ticker_service.worker.wire import Wire
 
 BATCH = 500  # symbols per script call: bounds how long one call blocks Redis (~1 ms)
 
@@ -112,6 +113,7 @@ class TickWriter:
 
     def __init__(self, redis: Redis, exchange: str, namespace: str, lease: Lease, min_interval: float = 0.0) -> None:
         self.redis = redis
+        self.wire = Wire(redis)  # the flushes' own connection (wire.py); everything else uses `redis`
         self.exchange = exchange
         self.namespace = namespace
         self.lease = lease  # not granted yet = standby: hold ticks, write nothing
@@ -223,10 +225,9 @@ class TickWriter:
             logger.error(f"{line}; holding the latest tick per symbol in memory")
 
     async def _send(self, batch: dict[str, Tick]) -> dict[str, float]:
-        """One raw EVALSHA per BATCH symbols, pipelined: one round trip. (redis-py's Script objects add a
-        SCRIPT EXISTS round trip before every pipeline that holds them.) A Redis that lost the
-        script (restarted) answers NOSCRIPT: load it and send the batch again, which is harmless
-        because the script never writes older over newer."""
+        """One EVALSHA per BATCH symbols, all in one write on the writer's own connection (wire.py):
+        one round trip. A Redis that lost the script (restarted) answers NOSCRIPT: load it and send
+        the batch again, which is harmless because the script never writes older over newer."""
         if not self.lease.value:
             raise LeaseLost("no lease yet")
         ex, ns = self.exchange, self.namespace
@@ -250,13 +251,7 @@ class TickWriter:
 
     async def _evalsha(self, calls: list[tuple[int | str | bytes, ...]]) -> dict[str, float]:
         """-> the symbols Redis refused (it holds a newer time), with that time."""
-        if len(calls) == 1:  # the usual case (<= BATCH symbols): a pipeline object costs ~10 % more CPU
-            results = [await self.redis.execute_command("EVALSHA", WRITE_NEWER_SHA, *calls[0])]
-        else:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for call in calls:
-                    pipe.execute_command("EVALSHA", WRITE_NEWER_SHA, *call)
-                results = await pipe.execute()
+        results = await self.wire.call([("EVALSHA", WRITE_NEWER_SHA, *call) for call in calls])
         if any(not isinstance(r, list) for r in results):  # -1: fenced
             self.fenced += 1
             raise LeaseLost(f"the lease is no longer {self.lease.value!r}")

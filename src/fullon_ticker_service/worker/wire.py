@@ -1,0 +1,106 @@
+"""The writer's own Redis connection: its script calls go onto the socket as bytes, and hiredis
+parses the replies.
+
+Why: through redis-py's client one EVALSHA cost the worker about 66 µs of CPU: each argument is
+encoded in Python, the connection is checked out of the pool and released, the write is wrapped in
+`wait_for`, the read in a timeout, and event hooks fire. At 1 k ticks/s almost every tick is its own
+flush, so that was most of the worker's CPU (docs/benchmarks.md). Here a call is
+`hiredis.pack_command`, one write and one read.
+
+The connection itself is redis-py's. The client's pool makes it (`make_connection`) and redis-py
+connects it, so the address, TLS, AUTH, database and Sentinel's current master are exactly the
+client's. Only the commands' bytes and their replies bypass redis-py.
+
+Failures raise redis-py's exceptions, and error replies go through redis-py's own error parser, so
+`error_kind` and the writer's retry see what they saw before. After a failure that leaves the
+stream in an unknown state (timeout, connection lost, cancelled mid-call), and after READONLY (a
+demoted master), the connection is dropped; the next call makes a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import hiredis
+from redis._parsers import BaseParser
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+READ_CHUNK = 1 << 16
+DRAIN_ABOVE = 1 << 20  # bytes queued in the socket's buffer before a write waits for it to drain
+
+
+class Wire:
+    """One connection, one caller at a time (the writer never has two flushes in flight)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.pool = redis.connection_pool
+        self.timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
+        self._conn: Any = None  # a connected redis-py Connection, or None
+        self._parser: Any = None
+
+    async def call(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send `commands` in one write and return their replies, in order (one round trip)."""
+        conn = self._conn or await self._connect()
+        if len(commands) == 1:
+            data = hiredis.pack_command(commands[0])
+        else:
+            data = b"".join(hiredis.pack_command(c) for c in commands)
+        parser = self._parser
+        replies: list[Any] = []
+        try:
+            writer = conn._writer
+            writer.write(data)
+            async with asyncio.timeout(self.timeout):
+                if writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
+                    await writer.drain()
+                reader = conn._reader
+                while len(replies) < len(commands):
+                    reply = parser.gets()
+                    if reply is False:
+                        chunk = await reader.read(READ_CHUNK)
+                        if not chunk:
+                            raise RedisConnectionError("Connection closed by server.")
+                        parser.feed(chunk)
+                    else:
+                        replies.append(reply)
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, TimeoutError):
+                raise RedisTimeoutError(f"Timeout reading from {self._where(conn)}") from exc
+            if isinstance(exc, OSError | AttributeError):  # AttributeError: the stream went away
+                raise RedisConnectionError(f"Error while talking to {self._where(conn)}: {exc}") from exc
+            raise
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                error = BaseParser.parse_error(str(reply))
+                if isinstance(error, ReadOnlyError):
+                    await self.close()  # a replica now: the next connection asks for the master again
+                raise error
+        return replies
+
+    async def _connect(self) -> Any:
+        conn = self.pool.make_connection()
+        try:
+            await conn.connect()
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        self._conn, self._parser = conn, hiredis.Reader()
+        return conn
+
+    async def close(self) -> None:
+        conn, self._conn, self._parser = self._conn, None, None
+        if conn is not None:
+            try:
+                await conn.disconnect(nowait=True)
+            except Exception:  # closing a broken connection: nothing left to save
+                pass
+
+    @staticmethod
+    def _where(conn: Any) -> str:
+        host, port = getattr(conn, "host", None), getattr(conn, "port", None)
+        return f"{host}:{port}" if host else "redis"
