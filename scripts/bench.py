@@ -224,13 +224,16 @@ async def role_sim(a: argparse.Namespace) -> None:
     from fullon_ticker_service.sim import SimExchange, Simulator
 
     class LoggedSimulator(Simulator):
-        """Records (symbol, last, bid, ask, wall time) of every quote before it is delivered."""
+        """Records (symbol, last, bid, ask, wall time before, wall time after) the delivery of every
+        quote: "after" is when its frames were handed to the kernel, so receive - after is what
+        happened past the simulator (the reader, Redis, the observer)."""
 
-        sendlog: ClassVar[list[tuple[str, float, float, float, float]]] = []
+        sendlog: ClassVar[list[tuple[str, float, float, float, float, float]]] = []
 
         async def _deliver(self, ex: Any, q: Any) -> None:
-            self.sendlog.append((q.symbol, q.last, q.bid, q.ask, time.time()))
+            before = time.time()
             await super()._deliver(ex, q)
+            self.sendlog.append((q.symbol, q.last, q.bid, q.ask, before, time.time()))
 
     specs = []
     for part in a.venues.split(","):
@@ -774,27 +777,34 @@ class Bench:
         matched to the latest send of it (symbol + fields) at or before its receive time: a price that
         recurs is never matched to a later send (negative latency) nor to a much older one."""
         idx = [("last", "bid", "ask").index(f) for f in fields]
-        sent: dict[tuple[Any, ...], list[float]] = defaultdict(list)
-        for s, last, bid, ask, t in orjson.loads(log_path.read_bytes()):
+        sent: dict[tuple[Any, ...], list[tuple[float, float]]] = defaultdict(list)
+        for s, last, bid, ask, t, *after in orjson.loads(log_path.read_bytes()):
             v = (last, bid, ask)
-            sent[(s, *(v[i] for i in idx))].append(t)
-        for times in sent.values():
+            sent[(s, *(v[i] for i in idx))].append((t, after[0] if after else t))
+        starts: dict[tuple[Any, ...], list[float]] = {}
+        for key, times in sent.items():
             times.sort()
+            starts[key] = [t for t, _ in times]
         precise: dict[str, list[float]] = defaultdict(list)
+        past_sim: dict[str, list[float]] = defaultdict(list)
         by_e: dict[str, list[float]] = defaultdict(list)
         unmatched: Counter[str] = Counter()
         for ex, sym, last, bid, ask, tick_time, recv in rows:
             by_e[ex].append(recv - tick_time)
             v = (last, bid, ask)
-            times = sent.get((sym, *(v[i] for i in idx)))
-            i = bisect.bisect_right(times, recv) if times else 0
+            key = (sym, *(v[i] for i in idx))
+            begun = starts.get(key)
+            i = bisect.bisect_right(begun, recv) if begun else 0
             if not i:
                 unmatched[ex] += 1
             else:
-                precise[ex].append(recv - times[i - 1])  # type: ignore[index]
+                t, after = sent[key][i - 1]
+                precise[ex].append(recv - t)
+                past_sim[ex].append(recv - after)
         out = {}
         for ex in by_e:
             out[ex] = {**percentiles(precise[ex]), "unmatched": unmatched[ex],
+                       "past_sim": {k: v for k, v in percentiles(past_sim[ex]).items() if k in ("p50", "p99", "max")},
                        "frame_E": {k: v for k, v in percentiles(by_e[ex]).items() if k in ("p50", "p99", "max")}
                        if frame_e else {}}
         return out
@@ -874,7 +884,8 @@ class Bench:
         row.update({k: v for k, v in mem.items()})
         self.note(f"{design.name:16s} {design.stream:10s} {row['offered']!s:>6} offered: "
                   f"{row['ticks_per_s']:9.0f} ticks/s, {row['cpu_us_per_tick']} us/tick"
-                  + (f", stale {row['stale']}, p99 {row['latency']['p99']} ms" if design.writes else ""))
+                  + (f", stale {row['stale']}, p99 {row['latency']['p99']} ms (past the simulator "
+                     f"{(row['latency'].get('past_sim') or {}).get('p99')})" if design.writes else ""))
         return row
 
     async def zcards(self, design: Design) -> list[int]:
@@ -1416,7 +1427,9 @@ def peer_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         r = ladder_rows(res, stream).get((p, 10000))
         if r and (r.get("latency") or {}).get("p99") is not None:
             add(f"p99 <= 5 ms at 10k ticks/s, 0 stale ({stream}, {p})",
-                f"p99 {r['latency']['p99']} ms, stale {r['stale']}, {r['ticks_per_s']:.0f} of {r['sent_per_s']:.0f}/s "
+                f"p99 {r['latency']['p99']} ms (from the frame leaving the simulator: "
+                f"{(r['latency'].get('past_sim') or {}).get('p99')} ms), stale {r['stale']}, "
+                f"{r['ticks_per_s']:.0f} of {r['sent_per_s']:.0f}/s "
                 f"(machine busy {r.get('machine_busy_cores')} of {res['machine']['nproc']} cores)",
                 r["latency"]["p99"] <= 5.0 and r["stale"] == 0)
     for e in res.get("peers", []):
@@ -1520,7 +1533,7 @@ def report(res: dict[str, Any]) -> str:
         w(f"note: {n}")
     hdr = (f"{'design':17}{'symbols':>8}{'offered':>8}{'sent/s':>9}{'parsed/s':>9}{'ticks/s':>9}{'writes/s':>9}"
            f"{'stale':>7}"
-           f"{'conv s':>7}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>9}{'E p99':>8}{'cpu us/t':>9}{'cpu':>6}"
+           f"{'conv s':>7}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>9}{'S p99':>8}{'E p99':>8}{'cpu us/t':>9}{'cpu':>6}"
            f"{'RT/tick':>8}{'RT/flush':>9}{'RSS':>6}{'PSS':>6}{'Rds MB/m':>9}{'busy':>6}")
     for stream in STREAMS:
         rows = [r for r in res["single"] + res["sweep"] if r.get("stream", TICKER) == stream]
@@ -1537,6 +1550,7 @@ def report(res: dict[str, Any]) -> str:
               f"{fmt(r.get('parsed_per_s'), 9)}{fmt(r['ticks_per_s'], 9)}"
               f"{fmt(r.get('written_per_s'), 9)}{fmt(r.get('stale'), 7)}{fmt(r.get('converge_s'), 7)}"
               f"{fmt(lat.get('p50'))}{fmt(lat.get('p95'))}{fmt(lat.get('p99'))}{fmt(lat.get('max'), 9)}"
+              f"{fmt((lat.get('past_sim') or {}).get('p99'))}"
               f"{fmt((lat.get('frame_E') or {}).get('p99'))}{fmt(r['cpu_us_per_tick'], 9)}{fmt(r['cpu_share'], 6)}"
               f"{fmt(r.get('rt_per_tick'))}{fmt(r.get('rt_per_flush'), 9)}{fmt(r.get('rss'), 6)}{fmt(r.get('pss'), 6)}"
               f"{fmt(r.get('redis_mb_per_min') if 'history_entries' in r else None, 9)}"
@@ -1547,7 +1561,9 @@ def report(res: dict[str, Any]) -> str:
     w("  cryptofeed-redis: handed to its backend. writes/s: PUBLISHes seen by the observer (cryptofeed-redis: its")
     w("  ZADDs, seen on a MONITOR connection).")
     w("  stale: symbols whose stored last/bid/ask (bookTicker: bid/ask; cryptofeed-redis: its newest ZSET member)")
-    w("  != the last sent once the feed stopped (conv s: until 0 or quiescent). E p99: the same latency from the")
+    w("  != the last sent once the feed stopped (conv s: until 0 or quiescent). S p99: the same latency from the")
+    w("  moment the simulator had handed the frame to the kernel (what the simulator itself adds is left out).")
+    w("  E p99: the same latency from the")
     w("  frame's E field (ms resolution, reads 0-1 ms high; bookTicker has none). cpu us/t: CPU of that process per")
     w("  parsed ticker, from the window's start until its backlog was drained (what falls behind finishes the")
     w("  window's work later); cpu: its cores in the window; RT: Redis round trips; RSS/PSS MB; Rds MB/m: Redis")

@@ -50,6 +50,16 @@ def test_a_value_is_matched_to_its_latest_send_before_the_write(tmp_path: Path, 
     assert book["p50"] == pytest.approx(5000.0) and book["frame_E"] == {}
 
 
+def test_latency_past_the_simulator_starts_when_the_send_returned(tmp_path: Path, bench) -> None:
+    """Six-field send log (before, after the delivery): `past_sim` = receive - after, matched on the
+    same send as the end-to-end figure."""
+    log = tmp_path / "sendlog.json"
+    log.write_bytes(orjson.dumps([["BTC/USDT", 1.0, 0.9, 1.1, 10.0, 10.001],
+                                  ["BTC/USDT", 1.0, 0.9, 1.1, 20.0, 20.003]]))
+    lat = bench.Bench.latency([["ex", "BTC/USDT", 1.0, 0.9, 1.1, 20.0, 20.004]], log, ("last", "bid", "ask"))["ex"]
+    assert lat["p50"] == pytest.approx(4.0) and lat["past_sim"]["p50"] == pytest.approx(1.0)
+
+
 def test_designs_a_run_cannot_measure_are_dropped_with_one_note(tmp_path: Path, bench, monkeypatch) -> None:
     """No `decoder` key in the worker's config: `ours` runs once; no cryptofeed: its designs go."""
     monkeypatch.setattr(bench, "decoder_probe", lambda tmp: "exchanges.x.decoder: unknown setting (known: a, b)")
