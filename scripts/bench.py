@@ -1563,12 +1563,12 @@ def report(res: dict[str, Any]) -> str:
     w("  stale: symbols whose stored last/bid/ask (bookTicker: bid/ask; cryptofeed-redis: its newest ZSET member)")
     w("  != the last sent once the feed stopped (conv s: until 0 or quiescent). S p99: the same latency from the")
     w("  moment the simulator had handed the frame to the kernel (what the simulator itself adds is left out).")
-    w("  E p99: the same latency from the")
-    w("  frame's E field (ms resolution, reads 0-1 ms high; bookTicker has none). cpu us/t: CPU of that process per")
-    w("  parsed ticker, from the window's start until its backlog was drained (what falls behind finishes the")
-    w("  window's work later); cpu: its cores in the window; RT: Redis round trips; RSS/PSS MB; Rds MB/m: Redis")
-    w("  used_memory growth per minute during the window, for the design that keeps history (the others store")
-    w("  one value per symbol); busy: cores busy on the whole machine during the window (everyone's: the noise).")
+    w("  E p99: the same latency from the frame's E field (ms resolution, reads 0-1 ms high; bookTicker has")
+    w("  none). cpu us/t: CPU of that process per parsed ticker, from the window's start until its backlog was")
+    w("  drained (what falls behind finishes the window's work later); cpu: its cores in the window; RT: Redis")
+    w("  round trips; RSS/PSS MB; Rds MB/m: Redis used_memory growth per minute during the window, for the design")
+    w("  that keeps history (the others store one value per symbol); busy: cores busy on the whole machine during")
+    w("  the window (everyone's: the noise).")
     spf = [r["server_per_flush"] for r in res["single"] if "server_per_flush" in r]
     if spf:
         where = "this run's private redis-server" if res.get("redis_private") else "the whole shared server"
