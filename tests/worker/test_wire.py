@@ -151,3 +151,29 @@ async def test_tls_auth_and_database_come_from_the_client(tls_redis):
     finally:
         await wire.close()
         await r.aclose()
+
+
+async def test_a_redis_py_without_asyncio_streams_is_one_clear_error(private_redis, monkeypatch):
+    """The wire reads redis-py's connection streams; a redis-py that changed them must say so, not
+    look like a connection outage forever. (The one fake here: no such redis-py exists to install.)"""
+    r = Redis.from_url(private_redis.url)
+    pool = r.connection_pool
+    real = pool.make_connection
+
+    def make_connection():
+        conn = real()
+        original = conn.connect
+
+        async def connect():
+            await original()
+            conn._writer.close()  # as if a future redis-py kept its socket elsewhere
+            conn._reader = conn._writer = None
+
+        conn.connect = connect
+        return conn
+
+    monkeypatch.setattr(pool, "make_connection", make_connection)
+    wire = Wire(r)
+    with pytest.raises(RuntimeError, match="is not supported by the writer's connection"):
+        await wire.call([("PING",)])
+    await r.aclose()

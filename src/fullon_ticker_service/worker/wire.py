@@ -23,6 +23,7 @@ import asyncio
 from typing import Any
 
 import hiredis
+from redis import __version__ as redis_version
 from redis._parsers import BaseParser
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -89,6 +90,11 @@ class Wire:
         except BaseException:
             await conn.disconnect(nowait=True)
             raise
+        if not isinstance(getattr(conn, "_reader", None), asyncio.StreamReader) or \
+                not isinstance(getattr(conn, "_writer", None), asyncio.StreamWriter):
+            await conn.disconnect(nowait=True)  # a redis-py whose connections no longer hold asyncio streams
+            raise RuntimeError(f"redis-py {redis_version} is not supported by the writer's connection (wire.py): "
+                               "its connections have no asyncio streams; install redis>=5,<9")
         self._conn, self._parser = conn, hiredis.Reader()
         return conn
 
