@@ -4,7 +4,7 @@ parses the replies.
 Why: through redis-py's client one EVALSHA cost the worker about 66 µs of CPU: each argument is
 encoded in Python, the connection is checked out of the pool and released, the write is wrapped in
 `wait_for`, the read in a timeout, and event hooks fire. At 1 k ticks/s almost every tick is its own
-flush, so that was most of the worker's CPU (docs/benchmarks.md). Here a call is
+flush, so that was the largest part of the worker's CPU (docs/benchmarks.md). Here a call is
 `hiredis.pack_command`, one write and one read.
 
 The connection itself is redis-py's. The client's pool makes it (`make_connection`) and redis-py
