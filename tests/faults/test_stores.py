@@ -156,10 +156,14 @@ async def test_postgres_stopped_during_run_keeps_catalog_then_applies_changes(si
     for i, (_, w) in enumerate(waits, start=1):
         assert 0.5 - 0.05 <= w <= min(30.0, 2 ** (i - 1)) + 0.05, waits  # backoff 1 s doubling, cap 30 s
     assert t_apply <= bound, f"change applied {t_apply:.2f}s after PostgreSQL came back (bound {bound:.2f}s)"
-    now = await ps(cfg)
+
+    async def counted():  # `ps` shows each worker's last report: the new count comes with its next one
+        now = await ps(cfg)
+        return now if (now["binance"]["symbols"], now["okx"]["symbols"]) == (5, 3) else None
+
+    now = await eventually(counted, 10, 0.1, "ps to show 5 binance and 3 okx symbols")
     for n in ("binance", "okx"):
         assert now[n]["status"] == "running" and now[n]["pid"] == rows[n]["pid"] and now[n]["restarts"] == 0
-    assert now["binance"]["symbols"] == 5 and now["okx"]["symbols"] == 3
 
 
 async def test_postgres_down_at_up_retries_then_starts(sim, rc, redis_server, pg_server, procs, tmp_path):
