@@ -177,3 +177,54 @@ async def test_a_redis_py_without_asyncio_streams_is_one_clear_error(private_red
     with pytest.raises(RuntimeError, match="is not supported by the writer's connection"):
         await wire.call([("PING",)])
     await r.aclose()
+
+
+async def test_overlapping_calls_each_get_their_own_replies_on_one_connection(wired):
+    """The writer keeps two flushes in flight: calls that overlap must read their replies in the
+    order they wrote, and the first overlapping calls must make one connection, not several."""
+    wire, r, _ = wired
+
+    async def call(i: int) -> list:
+        return await wire.call([("ECHO", f"a{i}"), ("INCRBY", "n", i), ("ECHO", f"b{i}")])
+
+    for _ in range(20):
+        replies = await asyncio.gather(*(call(i) for i in range(8)))
+        for i, (a, _n, b) in enumerate(replies):
+            assert (a, b) == (f"a{i}".encode(), f"b{i}".encode())
+    assert int(await r.get("n")) == 20 * sum(range(8))
+    clients = await r.client_list()
+    assert sum(1 for c in clients if c["cmd"] in ("echo", "incrby")) == 1
+
+
+async def test_a_call_queued_behind_a_timeout_fails_and_the_next_call_is_in_step(wired):
+    """The first call times out and drops the connection; the one queued behind it lost its replies
+    with it: a connection error (retried by the writer), never the other call's answer."""
+    wire, r, _ = wired
+    await wire.call([("PING",)])
+    await r.execute_command("CLIENT", "PAUSE", 1200, "ALL")
+    first = asyncio.create_task(wire.call([("ECHO", "first")]))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(wire.call([("ECHO", "second")]))
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(results[0], RedisTimeoutError)
+    assert isinstance(results[1], RedisConnectionError | RedisTimeoutError), results[1]
+    assert error_kind(results[1]) in ("connection", "timeout") and wire._conn is None
+    await asyncio.sleep(1.0)  # the pause ends
+    assert await wire.call([("ECHO", "next")]) == [b"next"]
+
+
+async def test_cancelling_a_queued_call_fails_the_one_reading_and_leaves_no_stale_reply(wired):
+    wire, r, _ = wired
+    await wire.call([("PING",)])
+    await r.execute_command("CLIENT", "PAUSE", 300, "ALL")
+    reading = asyncio.create_task(wire.call([("ECHO", "reading")]))
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(wire.call([("ECHO", "queued")]))
+    await asyncio.sleep(0.05)
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    with pytest.raises(RedisConnectionError):  # its stream was closed under it: retried by the writer
+        await reading
+    await asyncio.sleep(0.3)
+    assert await wire.call([("ECHO", "after")]) == [b"after"]

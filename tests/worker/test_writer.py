@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -9,6 +11,7 @@ from redis.asyncio import Redis
 from fullon_ticker_service import keys
 from fullon_ticker_service.worker.ownership import Lease
 from fullon_ticker_service.worker.writer import BATCH, TickWriter
+from tests.conftest import eventually
 
 NS = "tst"
 
@@ -54,3 +57,63 @@ async def test_older_is_refused_and_reported_with_the_time_redis_holds(writer):
     assert await w.flush_now() == 0
     assert w.refused == {"BTC/USDT": 5.0} and w.older_in_redis == 1
     assert orjson.loads(await r.hget(keys.tickers("binance"), "BTC/USDT"))["price"] == 100.0
+
+
+@pytest.fixture
+async def slow_writer(private_redis):
+    """A writer whose flusher runs, on a Redis the test can pause (CLIENT PAUSE holds every reply)."""
+    r = Redis.from_url(private_redis.url, socket_timeout=0.3)
+    admin = Redis.from_url(private_redis.url)
+    lease = Lease(admin, NS, "binance", "host", 10_000)
+    assert await lease.try_acquire()
+    w = TickWriter(r, "binance", NS, lease)
+    w.put("WARM/USDT", tick("WARM/USDT", 1.0, 1.0))
+    assert await w.flush_now() == 1  # the script is loaded, the wire connected
+    task = asyncio.create_task(w.run())
+    yield w, admin
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await w.wire.close()
+    await r.aclose()
+    await admin.aclose()
+
+
+async def stored_price(r: Redis, symbol: str) -> float | None:
+    raw = await r.hget(keys.tickers("binance"), symbol)
+    return None if raw is None else orjson.loads(raw)["price"]
+
+
+async def test_a_tick_does_not_wait_for_the_flush_in_flight_and_at_most_two_are_out(slow_writer):
+    """While Redis holds its replies, the first tick's flush is out, the second tick goes out at once
+    in a second flush, and only the third waits (pending) for a slot."""
+    w, admin = slow_writer
+    await admin.execute_command("CLIENT", "PAUSE", 250, "WRITE")
+    flushes = w.flushes
+    for i, symbol in enumerate(("A/USDT", "B/USDT", "C/USDT")):
+        w.put(symbol, tick(symbol, 10.0 + i, 10.0))
+        await asyncio.sleep(0.03)  # the flusher runs
+    assert set(w.pending) == {"C/USDT"}  # A and B are in flight, C waits for one of them
+    await eventually(lambda: w.flushes == flushes + 3, 5, 0.01, "three flushes")
+    for i, symbol in enumerate(("A/USDT", "B/USDT", "C/USDT")):
+        assert await stored_price(admin, symbol) == 10.0 + i
+    assert w.write_error == "" and not w.pending
+
+
+async def test_two_flights_lost_together_put_back_the_newest_tick_never_the_older_batch(slow_writer):
+    """Two flushes carry the same symbol (older, then newer) and both fail on one stalled connection:
+    what goes out after Redis is back is the newest tick, and Redis ends with it. A symbol removed
+    while its flush was out is not put back."""
+    w, admin = slow_writer
+    await admin.execute_command("CLIENT", "PAUSE", 1000, "WRITE")
+    w.put("S/USDT", tick("S/USDT", 1.0, 20.0))
+    w.put("GONE/USDT", tick("GONE/USDT", 5.0, 20.0))
+    await asyncio.sleep(0.03)
+    w.put("S/USDT", tick("S/USDT", 2.0, 21.0))
+    await asyncio.sleep(0.03)
+    assert not w.pending  # both flights are out
+    w.discard({"GONE/USDT"})
+    # both flights fail: the pause outlasts the timeout
+    await eventually(lambda: w.write_error != "", 5, 0.01, "a failed flush")
+    await eventually(lambda: w.write_error == "" and not w.pending, 5, 0.01, "the retry")
+    assert await stored_price(admin, "S/USDT") == 2.0
+    assert await stored_price(admin, "GONE/USDT") is None

@@ -11,10 +11,16 @@ The connection itself is redis-py's. The client's pool makes it (`make_connectio
 connects it, so the address, TLS, AUTH, database and Sentinel's current master are exactly the
 client's. Only the commands' bytes and their replies bypass redis-py.
 
+Calls may overlap (the writer keeps two flushes in flight): each call writes its commands at once,
+then reads its replies after those of every call that wrote before it. Redis answers one
+connection's commands in the order they arrived, so the order of reading is the order of writing.
+
 Failures raise redis-py's exceptions, and error replies go through redis-py's own error parser, so
 `error_kind` and the writer's retry see what they saw before. After a failure that leaves the
 stream in an unknown state (timeout, connection lost, cancelled mid-call), and after READONLY (a
-demoted master), the connection is dropped; the next call makes a new one.
+demoted master), the connection is dropped; the next call makes a new one. A call queued behind
+one that dropped the connection fails too (its replies went with the connection): a connection
+error, so the writer retries it.
 """
 
 from __future__ import annotations
@@ -35,17 +41,22 @@ DRAIN_ABOVE = 1 << 20  # bytes queued in the socket's buffer before a write wait
 
 
 class Wire:
-    """One connection, one caller at a time (the writer never has two flushes in flight)."""
+    """One connection; overlapping calls get their replies in the order they were sent."""
 
     def __init__(self, redis: Redis) -> None:
         self.pool = redis.connection_pool
         self.timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
         self._conn: Any = None  # a connected redis-py Connection, or None
         self._parser: Any = None
+        self._connecting = asyncio.Lock()  # overlapping first calls make one connection, not two
+        self._reading = asyncio.Lock()  # fair (FIFO): taken in the order the calls wrote
 
     async def call(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` in one write and return their replies, in order (one round trip)."""
-        conn = self._conn or await self._connect()
+        conn = self._conn
+        if conn is None:
+            async with self._connecting:
+                conn = self._conn or await self._connect()
         if len(commands) == 1:
             data = hiredis.pack_command(commands[0])
         else:
@@ -53,9 +64,12 @@ class Wire:
         parser = self._parser
         replies: list[Any] = []
         try:
+            # no await between the write and the queueing for the read lock: read order = write order
             writer = conn._writer
             writer.write(data)
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout), self._reading:
+                if conn is not self._conn:  # a call before us dropped it: our replies are gone with it
+                    raise RedisConnectionError(f"Connection to {self._where(conn)} was dropped by an earlier call")
                 if writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
                     await writer.drain()
                 reader = conn._reader
@@ -69,7 +83,7 @@ class Wire:
                     else:
                         replies.append(reply)
         except BaseException as exc:
-            await self.close()
+            await self._drop(conn)
             if isinstance(exc, TimeoutError):
                 raise RedisTimeoutError(f"Timeout reading from {self._where(conn)}") from exc
             if isinstance(exc, OSError | AttributeError):  # AttributeError: the stream went away
@@ -79,7 +93,7 @@ class Wire:
             if isinstance(reply, hiredis.ReplyError):
                 error = BaseParser.parse_error(str(reply))
                 if isinstance(error, ReadOnlyError):
-                    await self.close()  # a replica now: the next connection asks for the master again
+                    await self._drop(conn)  # a replica now: the next connection asks for the master again
                 raise error
         return replies
 
@@ -99,12 +113,17 @@ class Wire:
         return conn
 
     async def close(self) -> None:
-        conn, self._conn, self._parser = self._conn, None, None
-        if conn is not None:
-            try:
-                await conn.disconnect(nowait=True)
-            except Exception:  # closing a broken connection: nothing left to save
-                pass
+        await self._drop(self._conn)
+
+    async def _drop(self, conn: Any) -> None:
+        """Close `conn` if it is still the current connection (a newer one is left alone)."""
+        if conn is None or conn is not self._conn:
+            return
+        self._conn, self._parser = None, None
+        try:
+            await conn.disconnect(nowait=True)
+        except Exception:  # closing a broken connection: nothing left to save
+            pass
 
     @staticmethod
     def _where(conn: Any) -> str:

@@ -2,9 +2,12 @@
 
 `put()` is called for every accepted tick (from ccxt's parse path, synchronously); it only
 replaces `pending[symbol]` and wakes the flusher. The flusher swaps the pending map out and
-sends it as one EVALSHA per ≤ BATCH symbols, all in a single pipeline (one round trip). While
-a flush is in flight new ticks accumulate, so the batch size adapts to the rate: one tick per
-flush when idle, hundreds under a burst, and never more than one round trip in flight.
+sends it as one EVALSHA per ≤ BATCH symbols, all in a single write (one round trip). Up to DEPTH
+flushes are in flight at once on the writer's connection (wire.py reads their replies in the
+order they were sent): a tick that arrives while a flush is out goes out at once in the next one
+instead of waiting a whole round trip for its turn. While DEPTH flushes are out new ticks
+accumulate, so the batch size adapts to the rate: one tick per flush when idle, hundreds under a
+burst.
 
 The Lua script first checks that this worker still holds the exchange's lease (lease.py; a
 refusal raises `LeaseLost` and nothing is written), then writes the fullon keys (HSET tickers,
@@ -15,9 +18,11 @@ keeps the latest tick per symbol and flushes them all the moment its `Lease` is 
 
 Redis down or refusing writes (OOM, a READONLY replica): pending stays in memory (one entry per
 symbol, so bounded), the flusher retries with short jittered backoff and the newest values go out
-on the first successful round trip. After any failure the next flush replays the latest accepted
-tick of *every* symbol (`latest`), so a Redis that came back empty is refilled at once; the
-script's time check makes that replay harmless when Redis kept its data.
+on the first successful round trip. A failed flush puts back each of its symbols' *newest* tick
+(`latest`), never its own: with two flushes failing on one lost connection, the older batch must
+not win. After any failure the next flush replays the latest accepted tick of *every* symbol
+(`latest`), so a Redis that came back empty is refilled at once; the script's time check makes
+that replay harmless when Redis kept its data.
 
 What health is judged by: per symbol, when its last value was confirmed written by Redis and that
 value's exchange time (`confirmed`), the symbols Redis refused because it holds a newer time
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections import deque
 from collections.abc import Callable
 
 import orjson
@@ -47,6 +53,7 @@ from fullon_ticker_service.worker.ownership import Lease, LeaseLost
 from fullon_ticker_service.worker.wire import Wire
 
 BATCH = 500  # symbols per script call: bounds how long one call blocks Redis (~1 ms)
+DEPTH = 2  # flushes in flight at once (1 with a flush_interval: that spaces them)
 
 # Fenced: nothing is written unless the caller holds the exchange's lease (lease.py).
 # KEYS: lease, fence, fenced-count hash, tickers:{ex}, then ticker_time:{ex}:{sym} per symbol.
@@ -153,39 +160,69 @@ class TickWriter:
         self._wake.set()
 
     async def run(self) -> None:
-        """Flush forever; cancelled by the worker at shutdown (then call `flush_now`)."""
+        """Flush forever; cancelled by the worker at shutdown (then call `flush_now`). Flushes run as
+        tasks, at most DEPTH at once; they finish in the order they started (one connection), and
+        are settled here in that order: a failure backs off before the next flush starts."""
         attempt = 0
         me = asyncio.current_task()
-        while True:
-            if me is not None and me.cancelling():
-                # a cancellation that landed inside redis-py can be swallowed there (the command
-                # then returns normally); honour it here or the task could never be stopped
-                raise asyncio.CancelledError
-            await self.lease.granted()
-            await self._wake.wait()
-            self._wake.clear()
-            if self._replay:
-                for symbol, tick in self.latest.items():
-                    self.pending.setdefault(symbol, tick)
-            if not self.pending:
-                continue
-            try:
-                await self.flush_now()
-                attempt = 0
-                self._replay = False
-                if self.min_interval:
-                    await asyncio.sleep(self.min_interval)
-            except (RedisError, OSError) as exc:
+        flights: deque[asyncio.Task[int]] = deque()
+        depth = 1 if self.min_interval else DEPTH
+        try:
+            while True:
                 if me is not None and me.cancelling():
-                    raise asyncio.CancelledError from exc  # redis-py may report a cancel as an error
-                attempt += 1
-                self._replay = True
-                self.failed(exc)
-                await asyncio.sleep(delay(attempt, 0.05, 0.5))  # back within 1 s of Redis' return
-                self._wake.set()
+                    # a cancellation that landed inside redis-py can be swallowed there (the command
+                    # then returns normally); honour it here or the task could never be stopped
+                    raise asyncio.CancelledError
+                await self.lease.granted()
+                await self._wake.wait()
+                self._wake.clear()
+                while flights and (flights[0].done() or len(flights) >= depth):
+                    attempt = await self._settle(flights.popleft(), attempt)
+                if self._replay:  # after a failure: every symbol's latest tick goes out again
+                    self._replay = False
+                    for symbol, tick in self.latest.items():
+                        self.pending.setdefault(symbol, tick)
+                if not self.pending:
+                    continue
+                flight = asyncio.create_task(self.flush_now(), name="flush")
+                flight.add_done_callback(self._landed)
+                flights.append(flight)
+                if self.min_interval:
+                    attempt = await self._settle(flights.popleft(), attempt)
+                    await asyncio.sleep(self.min_interval)
+        finally:
+            for flight in flights:  # each puts its batch back into pending (flush_now)
+                flight.cancel()
+            if flights:
+                await asyncio.wait(flights)
+            for flight in flights:
+                if not flight.cancelled():
+                    flight.exception()  # retrieved: it was put back, the caller flushes what is pending
+
+    def _landed(self, flight: asyncio.Task[int]) -> None:
+        """A failed flight wakes the flusher even when no tick arrives: its batch is waiting."""
+        if not flight.cancelled() and flight.exception() is not None:
+            self._wake.set()
+
+    async def _settle(self, flight: asyncio.Task[int], attempt: int) -> int:
+        """Wait for the oldest flight; a write failure is recorded and backed off. -> the attempt count."""
+        try:
+            await flight
+            return 0
+        except (RedisError, OSError) as exc:
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError from exc  # redis-py may report a cancel as an error
+            attempt += 1
+            self._replay = True
+            self.failed(exc)
+            await asyncio.sleep(delay(attempt, 0.05, 0.5))  # back within 1 s of Redis' return
+            self._wake.set()
+            return attempt
 
     async def flush_now(self) -> int:
-        """Send everything pending in one round trip; on failure the batch is put back."""
+        """Send everything pending in one round trip. On failure each of the batch's symbols goes
+        back into pending with its newest tick (a symbol discarded meanwhile stays out)."""
         batch, self.pending = self.pending, {}
         if not batch:
             return 0
@@ -193,8 +230,10 @@ class TickWriter:
         try:
             refused = await self._send(batch)
         except BaseException:
-            for symbol, tick in batch.items():  # newer ticks that arrived meanwhile win
-                self.pending.setdefault(symbol, tick)
+            pending, latest = self.pending, self.latest
+            for symbol in batch:
+                if (newest := latest.get(symbol)) is not None:
+                    pending[symbol] = newest
             raise
         now = time.time()
         self.last_flush_ms = (time.perf_counter() - started) * 1000
