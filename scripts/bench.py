@@ -1305,6 +1305,18 @@ def machine() -> dict[str, Any]:
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
+def python_speed(n: int = 2_000_000, rounds: int = 3) -> float:
+    """Millions of pure-Python loop steps per second, best of `rounds`: a yardstick for the host's speed
+    at that moment (shared machines vary by tens of per cent), so runs of different days can be compared."""
+    best = math.inf
+    for _ in range(rounds):
+        started, total = time.perf_counter(), 0
+        for i in range(n):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(n / best / 1e6, 1)
+
+
 def version_of(dist: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -1527,7 +1539,9 @@ def report(res: dict[str, Any]) -> str:
     w(f"machine: {m['nproc']} cores {m['cpu']}, {m['mem_gb']} GB, Linux {m['kernel']}; Python {m['python']}, "
       f"ccxt {m['ccxt']}, redis-py {m['redis_py']}, redis-server {m['redis_server']}"
       + (f", cryptofeed {m['cryptofeed']}" if m.get("cryptofeed") else "")
-      + f"; load at start {m['loadavg_at_start']}")
+      + f"; load at start {m['loadavg_at_start']}"
+      + (f"; Python speed {m['python_speed'][0]} M steps/s at start, {m['python_speed'][1]} at end (best of 3; "
+         "a yardstick for comparing runs)" if len(m.get("python_speed") or []) == 2 else ""))
     w(f"command: {res['command']}")
     for n in res.get("notes", []):
         w(f"note: {n}")
@@ -1841,6 +1855,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     b = Bench(a)
     res = b.results
     res["machine"] = machine()
+    res["machine"]["python_speed"] = [python_speed()]
     res["command"] = " ".join([".venv/bin/python", "scripts/bench.py", *sys.argv[1:]])
     res["params"] = {k: v for k, v in vars(a).items() if k != "redis_password"}
     res["redis_private"] = bool(a.private_redis)
@@ -1911,6 +1926,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         await b.observer.stop()
         await b.redis.flushdb()
         await b.redis.aclose()
+    res["machine"]["python_speed"].append(python_speed())
     derive(res)
     res["elapsed_s"] = round(time.monotonic() - b.t0, 1)
     if not a.keep:

@@ -70,6 +70,9 @@ def test_every_design_produces_rates_cpu_and_memory(results: dict) -> None:
         assert number(r["cpu_us_per_tick"]) and r["cpu_us_per_tick"] > 0, r
         assert r["rss"] > 0 and r["pss"] > 0, r
     assert results["machine"]["nproc"] >= 1 and results["machine"]["ccxt"]
+    speed = results["machine"]["python_speed"]  # the host's speed at start and end, to compare runs
+    assert len(speed) == 2 and all(x > 0 for x in speed)
+    assert "M steps/s at start" in (Path(results["_out"]) / "bench.txt").read_text()
 
 
 @pytest.mark.slow
