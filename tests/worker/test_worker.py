@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import time
 
 import orjson
 import pytest
 
+from fullon_ticker_service import keys
 from fullon_ticker_service.sim import SimExchange, Simulator
 from fullon_ticker_service.tick import FULLON_FIELDS
+from fullon_ticker_service.worker.ownership import Lease
 from tests.conftest import eventually
-from tests.worker.helpers import all_match, health_of, settings_for, start_worker, stored
+from tests.worker.helpers import NAMESPACE, all_match, health_of, settings_for, start_worker, stored
 
 
 @pytest.fixture
@@ -171,6 +175,77 @@ async def test_symbols_that_left_the_catalog_while_down_are_deleted_at_start(sim
     assert (await stored(redis_db, "binance"))["ZZZ/USDT"] == {}
     assert await redis_db.get("ticker_time:binance:ZZZ/USDT") == b"1"
     assert await redis_db.get("ticker_time:okx:OLD/USDT") == b"1"
+
+
+async def test_standby_sweeps_leftover_prices_once_it_takes_the_lease(sim, redis_db, worker_proc):
+    """A worker started while someone else holds the exchange's lease is a standby: it subscribes
+    and holds ticks but writes nothing and deletes nothing. Once the lease is released it takes it
+    over (`_acquire_own_lease` -> `_took_lease`), writes every collected symbol and only then sweeps
+    the prices of symbols it does not collect and nobody wrote for `symbol_stale_after` (OLD/USDT,
+    and GONE/USDT's time key without its hash field); FRESH/USDT, written just now, stays."""
+    symbols = sim.symbols("binance")
+    await redis_db.hset("tickers:binance", mapping={"OLD/USDT": b"{}", "FRESH/USDT": b"{}"})
+    fresh_time = repr(time.time()).encode()
+    await redis_db.set("ticker_time:binance:FRESH/USDT", fresh_time)
+    await redis_db.set("ticker_time:binance:OLD/USDT", b"1")
+    await redis_db.set("ticker_time:binance:GONE/USDT", b"1")
+    leftovers = {"tickers:binance": {b"OLD/USDT": b"{}", b"FRESH/USDT": b"{}"},
+                 "ticker_time:binance:FRESH/USDT": fresh_time, "ticker_time:binance:OLD/USDT": b"1",
+                 "ticker_time:binance:GONE/USDT": b"1"}
+
+    async def redis_now():
+        return {k.decode(): (await redis_db.hgetall(k) if k.startswith(b"tickers:") else await redis_db.get(k))
+                for k in await redis_db.keys("ticker*")}
+
+    # the exchange is taken by another holder (TTL long enough not to lapse during the test)
+    holder = Lease(redis_db, NAMESPACE, "binance", "another-host", 60_000)
+    assert await holder.try_acquire()
+    proc = worker_proc(settings_for(sim, "binance"), "binance", symbols)
+    armed_key = keys.armed(NAMESPACE, "binance", socket.gethostname())
+
+    async def armed():
+        raw = await redis_db.get(armed_key)
+        return raw and orjson.loads(raw)
+
+    standby = await eventually(armed, 20, what="the worker armed as a standby")
+    assert standby["role"] == "standby" and standby["token"] is None and standby["symbols"] == len(symbols)
+    sim.set_rate("binance", 200, count=100)  # ticks keep arriving at the standby...
+    await sim.drained("binance")
+
+    async def held_them():
+        h = await armed()
+        return h and h["ticks"] >= len(symbols) + 100 and h
+
+    standby = await eventually(held_them, 10, what="the standby to receive the burst")
+    assert standby["written"] == 0 and standby["flushes"] == 0
+    # ...and it wrote nothing: no tick, no health record, and the leftovers are not swept
+    assert await redis_now() == leftovers
+    assert await health_of(redis_db, "binance") is None
+    assert (await redis_db.get(keys.lease(NAMESPACE, "binance"))).decode() == holder.value
+
+    await holder.release()
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 10, what="the new owner's values in redis")
+
+    async def swept():
+        return not await redis_db.exists("ticker_time:binance:OLD/USDT", "ticker_time:binance:GONE/USDT")
+
+    await eventually(swept, 10, what="the leftover symbols deleted after the takeover")
+    assert set(await stored(redis_db, "binance")) == {*symbols, "FRESH/USDT"}
+    assert await redis_db.get("ticker_time:binance:FRESH/USDT") == fresh_time
+
+    async def owner_running():
+        h = await health_of(redis_db, "binance")
+        return h and h["role"] == "owner" and h["status"] == "running" and h
+
+    h = await eventually(owner_running, 5, what="the worker reporting as the running owner")
+    assert h["token"] == holder.token + 1
+    assert not await redis_db.exists(armed_key)
+    # it stays the owner: the task that waited for the lease ending is not the worker's end
+    await asyncio.sleep(1.5)
+    assert proc.is_alive() and (await owner_running())["status"] == "running"
+    sim.set_rate("binance", 200, count=40)
+    await sim.drained("binance")
+    await eventually(lambda: all_match(redis_db, sim, "binance"), 10, what="values written after the takeover")
 
 
 async def test_stall_is_detected_by_the_watchdog(sim, redis_db, worker_proc):

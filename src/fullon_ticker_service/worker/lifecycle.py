@@ -211,6 +211,8 @@ class Worker:
     async def _acquire_own_lease(self) -> None:
         await self.lease.acquire_when_free()
         await self._took_lease()
+        # live until the stop: `_serve` reads a background task that ends as the worker's end
+        await self._stop.wait()
 
     async def _took_lease(self) -> None:
         """Our standby owns the exchange now: the writer flushes everything held, we report as owner."""
