@@ -117,3 +117,54 @@ async def test_two_flights_lost_together_put_back_the_newest_tick_never_the_olde
     await eventually(lambda: w.write_error == "" and not w.pending, 5, 0.01, "the retry")
     assert await stored_price(admin, "S/USDT") == 2.0
     assert await stored_price(admin, "GONE/USDT") is None
+
+
+async def test_with_redis_down_the_retries_back_off(slow_writer, private_redis):
+    """Redis gone while ticks keep arriving: the retry delay grows to its cap (0.5 s) instead of
+    restarting after every round (an empty second flush must not count as a success)."""
+    w, _ = slow_writer
+    private_redis.kill()
+    deadline = asyncio.get_running_loop().time() + 3.0
+    i = 0
+    while asyncio.get_running_loop().time() < deadline:
+        i += 1
+        w.put(f"S{i % 20}/USDT", tick(f"S{i % 20}/USDT", 1.0 + i, 100.0 + i))
+        await asyncio.sleep(0.01)
+    # half-jittered 50 ms doubling to 0.5 s: ~12 failures in 3 s (one restarting backoff: ~80)
+    assert 3 <= w.outage.failures <= 25, w.outage.failures
+    assert w.write_error == "connection"
+    private_redis.start()
+    await eventually(lambda: w.write_error == "" and not w.pending, 5, 0.01, "the writes after Redis is back")
+
+
+async def test_a_flush_queued_behind_a_timeout_does_not_replace_the_failure_kind(slow_writer):
+    """Replies held back (CLIENT PAUSE) while ticks flow: the first flush times out and drops the
+    connection, the one queued behind it fails with it. Health and the log say `timeout`, not a
+    `connection` error that never happened."""
+    w, admin = slow_writer
+    await admin.execute_command("CLIENT", "PAUSE", 1500, "WRITE")
+    kinds = set()
+    for i in range(150):
+        w.put(f"S{i % 10}/USDT", tick(f"S{i % 10}/USDT", 1.0 + i, 200.0 + i))
+        kinds.add(w.write_error)
+        await asyncio.sleep(0.01)
+    assert kinds == {"", "timeout"}, kinds
+    await eventually(lambda: w.write_error == "" and not w.pending, 5, 0.01, "the writes after the pause")
+    assert await stored_price(admin, "S9/USDT") == 150.0  # the last tick of S9 (i = 149)
+
+
+async def test_a_flush_sent_again_after_noscript_carries_each_symbols_newest_tick(writer):
+    """Redis lost the script while a flush was out and a newer tick of its symbol arrived meanwhile:
+    the flush sent again after loading the script carries the newer tick, so a flush behind it can
+    never be overtaken by this one's older batch."""
+    w, r = writer
+    w.put("X/USDT", tick("X/USDT", 1.0, 30.0))
+    await w.flush_now()
+    await r.script_flush()
+    w.put("X/USDT", tick("X/USDT", 2.0, 31.0))
+    first = asyncio.create_task(w.flush_now())
+    await asyncio.sleep(0)  # it took its batch (X at 31.0) and sent it: NOSCRIPT is on its way
+    w.put("X/USDT", tick("X/USDT", 3.0, 32.0))
+    assert await first == 1
+    assert await stored_price(r, "X/USDT") == 3.0 and w.confirmed["X/USDT"][1] == 32.0
+    assert w.refused == {} and w.older_in_redis == 0

@@ -40,6 +40,11 @@ READ_CHUNK = 1 << 16
 DRAIN_ABOVE = 1 << 20  # bytes queued in the socket's buffer before a write waits for it to drain
 
 
+class Dropped(RedisConnectionError):
+    """An earlier call on the connection failed (or was cancelled) and dropped it: this call's replies
+    went with it. Its own failure was that earlier call's, already reported by it."""
+
+
 class Wire:
     """One connection; overlapping calls get their replies in the order they were sent."""
 
@@ -48,15 +53,19 @@ class Wire:
         self.timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
         self._conn: Any = None  # a connected redis-py Connection, or None
         self._parser: Any = None
-        self._connecting = asyncio.Lock()  # overlapping first calls make one connection, not two
+        self._connecting: asyncio.Task[Any] | None = None  # overlapping first calls share one connect
         self._reading = asyncio.Lock()  # fair (FIFO): taken in the order the calls wrote
+        self._sent = 0  # calls written on the current connection
+        self._read = 0  # calls whose replies were read from it
 
     async def call(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` in one write and return their replies, in order (one round trip)."""
         conn = self._conn
         if conn is None:
-            async with self._connecting:
-                conn = self._conn or await self._connect()
+            if self._connecting is None:
+                self._connecting = asyncio.ensure_future(self._connect())
+                self._connecting.add_done_callback(self._connected)
+            conn = await asyncio.shield(self._connecting)  # a failed connect fails every call waiting on it
         if len(commands) == 1:
             data = hiredis.pack_command(commands[0])
         else:
@@ -67,9 +76,16 @@ class Wire:
             # no await between the write and the queueing for the read lock: read order = write order
             writer = conn._writer
             writer.write(data)
+            if conn is self._conn:
+                turn, self._sent = self._sent, self._sent + 1
+            else:  # dropped while we connected: the check below fails us
+                turn = -1
             async with asyncio.timeout(self.timeout), self._reading:
                 if conn is not self._conn:  # a call before us dropped it: our replies are gone with it
-                    raise RedisConnectionError(f"Connection to {self._where(conn)} was dropped by an earlier call")
+                    raise Dropped(f"Connection to {self._where(conn)} was dropped by an earlier call")
+                if turn != self._read:  # a call before us never read its replies: out of step
+                    raise Dropped(f"Connection to {self._where(conn)} is out of step (call {turn}, "
+                                  f"replies of call {self._read} next)")
                 if writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
                     await writer.drain()
                 reader = conn._reader
@@ -82,6 +98,7 @@ class Wire:
                         parser.feed(chunk)
                     else:
                         replies.append(reply)
+                self._read += 1
         except BaseException as exc:
             await self._drop(conn)
             if isinstance(exc, TimeoutError):
@@ -109,8 +126,13 @@ class Wire:
             await conn.disconnect(nowait=True)  # a redis-py whose connections no longer hold asyncio streams
             raise RuntimeError(f"redis-py {redis_version} is not supported by the writer's connection (wire.py): "
                                "its connections have no asyncio streams; install redis>=5,<9")
-        self._conn, self._parser = conn, hiredis.Reader()
+        self._conn, self._parser, self._sent, self._read = conn, hiredis.Reader(), 0, 0
         return conn
+
+    def _connected(self, task: asyncio.Task[Any]) -> None:
+        self._connecting = None
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every caller may have been cancelled meanwhile
 
     async def close(self) -> None:
         await self._drop(self._conn)

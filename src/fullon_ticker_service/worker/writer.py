@@ -50,7 +50,7 @@ from fullon_ticker_service.outage import Outage
 from fullon_ticker_service.redis_client import error_kind, error_text
 from fullon_ticker_service.tick import Tick
 from fullon_ticker_service.worker.ownership import Lease, LeaseLost
-from fullon_ticker_service.worker.wire import Wire
+from fullon_ticker_service.worker.wire import Dropped, Wire
 
 BATCH = 500  # symbols per script call: bounds how long one call blocks Redis (~1 ms)
 DEPTH = 2  # flushes in flight at once (1 with a flush_interval: that spaces them)
@@ -161,8 +161,9 @@ class TickWriter:
 
     async def run(self) -> None:
         """Flush forever; cancelled by the worker at shutdown (then call `flush_now`). Flushes run as
-        tasks, at most DEPTH at once; they finish in the order they started (one connection), and
-        are settled here in that order: a failure backs off before the next flush starts."""
+        tasks, at most DEPTH at once, each with the batch taken when it starts; they finish in the
+        order they started (one connection) and are settled here in that order: a failure backs off
+        before the next flush starts."""
         attempt = 0
         me = asyncio.current_task()
         flights: deque[asyncio.Task[int]] = deque()
@@ -184,14 +185,16 @@ class TickWriter:
                         self.pending.setdefault(symbol, tick)
                 if not self.pending:
                     continue
-                flight = asyncio.create_task(self.flush_now(), name="flush")
+                batch, self.pending = self.pending, {}
+                flight = asyncio.create_task(self._flight(batch), name="flush")
                 flight.add_done_callback(self._landed)
                 flights.append(flight)
                 if self.min_interval:
                     attempt = await self._settle(flights.popleft(), attempt)
-                    await asyncio.sleep(self.min_interval)
+                    if not attempt:
+                        await asyncio.sleep(self.min_interval)
         finally:
-            for flight in flights:  # each puts its batch back into pending (flush_now)
+            for flight in flights:  # each puts its batch back into pending (_flush)
                 flight.cancel()
             if flights:
                 await asyncio.wait(flights)
@@ -204,18 +207,34 @@ class TickWriter:
         if not flight.cancelled() and flight.exception() is not None:
             self._wake.set()
 
+    async def _flight(self, batch: dict[str, Tick]) -> int:
+        """One flush of the run loop. A failure is recorded when it happens, in the order flushes
+        complete (as a success is), except the knock-on failure of a flush queued behind one that
+        dropped the connection: that one was recorded already."""
+        try:
+            return await self._flush(batch)
+        except Dropped:
+            raise
+        except (RedisError, OSError) as exc:
+            me = asyncio.current_task()
+            if me is None or not me.cancelling():  # redis-py may report a cancel as an error
+                self.failed(exc)
+            raise
+
     async def _settle(self, flight: asyncio.Task[int], attempt: int) -> int:
-        """Wait for the oldest flight; a write failure is recorded and backed off. -> the attempt count."""
+        """Wait for the oldest flight; after a write failure back off. -> the attempt count."""
         try:
             await flight
             return 0
+        except Dropped:  # its batch is back in pending; the failure before it backed off already
+            self._replay = True
+            return attempt
         except (RedisError, OSError) as exc:
             me = asyncio.current_task()
             if me is not None and me.cancelling():
                 raise asyncio.CancelledError from exc  # redis-py may report a cancel as an error
             attempt += 1
             self._replay = True
-            self.failed(exc)
             await asyncio.sleep(delay(attempt, 0.05, 0.5))  # back within 1 s of Redis' return
             self._wake.set()
             return attempt
@@ -224,16 +243,22 @@ class TickWriter:
         """Send everything pending in one round trip. On failure each of the batch's symbols goes
         back into pending with its newest tick (a symbol discarded meanwhile stays out)."""
         batch, self.pending = self.pending, {}
-        if not batch:
-            return 0
+        return await self._flush(batch) if batch else 0
+
+    async def _flush(self, batch: dict[str, Tick]) -> int:
         started = time.perf_counter()
         try:
-            refused = await self._send(batch)
+            try:
+                refused = await self._send(batch)
+            except NoScriptError:
+                # Redis lost the script (restarted): load it and send again, the batch rebuilt from
+                # each symbol's newest tick, since a flush behind this one may have written newer
+                await self.redis.script_load(WRITE_NEWER)
+                self.round_trips += 2  # the refused call and the load
+                batch = self._newest(batch)
+                refused = await self._send(batch) if batch else {}
         except BaseException:
-            pending, latest = self.pending, self.latest
-            for symbol in batch:
-                if (newest := latest.get(symbol)) is not None:
-                    pending[symbol] = newest
+            self.pending.update(self._newest(batch))
             raise
         now = time.time()
         self.last_flush_ms = (time.perf_counter() - started) * 1000
@@ -255,6 +280,11 @@ class TickWriter:
             logger.info(f"{line}; {len(self.pending)} symbols pending")
         return written
 
+    def _newest(self, batch: dict[str, Tick]) -> dict[str, Tick]:
+        """The batch's symbols with their newest tick; symbols discarded meanwhile left out."""
+        latest = self.latest
+        return {symbol: newest for symbol in batch if (newest := latest.get(symbol)) is not None}
+
     def failed(self, exc: BaseException) -> None:
         """A flush failed: remember its kind for health, and say so (once, then summarised)."""
         self.write_error = error_kind(exc)
@@ -265,8 +295,8 @@ class TickWriter:
 
     async def _send(self, batch: dict[str, Tick]) -> dict[str, float]:
         """One EVALSHA per BATCH symbols, all in one write on the writer's own connection (wire.py):
-        one round trip. A Redis that lost the script (restarted) answers NOSCRIPT: load it and send
-        the batch again, which is harmless because the script never writes older over newer."""
+        one round trip. A Redis that lost the script answers NOSCRIPT (`_flush` loads it and sends
+        again, harmless because the script never writes older over newer)."""
         if not self.lease.value:
             raise LeaseLost("no lease yet")
         ex, ns = self.exchange, self.namespace
@@ -281,12 +311,7 @@ class TickWriter:
                 ks.append(keys.ticker_time(ex, symbol))
                 args += (symbol, repr(tick["time"]), orjson.dumps(tick), keys.ticker_updates(ex, symbol))
             calls.append((len(ks), *ks, *args))
-        try:
-            return await self._evalsha(calls)
-        except NoScriptError:
-            await self.redis.script_load(WRITE_NEWER)
-            self.round_trips += 2  # the failed pipeline and the load
-            return await self._evalsha(calls)
+        return await self._evalsha(calls)
 
     async def _evalsha(self, calls: list[tuple[int | str | bytes, ...]]) -> dict[str, float]:
         """-> the symbols Redis refused (it holds a newer time), with that time."""
