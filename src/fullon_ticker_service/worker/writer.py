@@ -128,6 +128,7 @@ class TickWriter:
         self.pending: dict[str, Tick] = {}
         self.latest: dict[str, Tick] = {}  # last accepted tick per symbol, for replay after outages
         self._replay = False
+        self._boarding = False  # a flush task was made and has not yet taken its batch
         self._wake = asyncio.Event()
         self.write_error = ""  # "" = the last flush was accepted; else its kind (OOM, timeout...)
         self.write_error_detail = ""
@@ -161,12 +162,14 @@ class TickWriter:
 
     async def run(self) -> None:
         """Flush forever; cancelled by the worker at shutdown (then call `flush_now`). Flushes run as
-        tasks, at most DEPTH at once, each with the batch taken when it starts; they finish in the
-        order they started (one connection) and are settled here in that order: a failure backs off
-        before the next flush starts."""
+        tasks, at most DEPTH at once; each takes the pending batch when it first runs (ticks that
+        arrive until then ride along: fewer round trips, measured lower CPU and latency at 1-3 k/s
+        than taking it when the task is made), and no new one is made before the last has taken
+        its batch. They finish in the order they started (one connection) and are settled here in
+        that order: a failure backs off before the next flush starts."""
         attempt = 0
         me = asyncio.current_task()
-        flights: deque[asyncio.Task[int]] = deque()
+        flights: deque[asyncio.Task[int | None]] = deque()
         depth = 1 if self.min_interval else DEPTH
         try:
             while True:
@@ -183,10 +186,10 @@ class TickWriter:
                     self._replay = False
                     for symbol, tick in self.latest.items():
                         self.pending.setdefault(symbol, tick)
-                if not self.pending:
+                if not self.pending or self._boarding:
                     continue
-                batch, self.pending = self.pending, {}
-                flight = asyncio.create_task(self._flight(batch), name="flush")
+                self._boarding = True
+                flight = asyncio.create_task(self._flight(), name="flush")
                 flight.add_done_callback(self._landed)
                 flights.append(flight)
                 if self.min_interval:
@@ -194,6 +197,7 @@ class TickWriter:
                     if not attempt:
                         await asyncio.sleep(self.min_interval)
         finally:
+            self._boarding = False
             for flight in flights:  # each puts its batch back into pending (_flush)
                 flight.cancel()
             if flights:
@@ -202,15 +206,20 @@ class TickWriter:
                 if not flight.cancelled():
                     flight.exception()  # retrieved: it was put back, the caller flushes what is pending
 
-    def _landed(self, flight: asyncio.Task[int]) -> None:
+    def _landed(self, flight: asyncio.Task[int | None]) -> None:
         """A failed flight wakes the flusher even when no tick arrives: its batch is waiting."""
         if not flight.cancelled() and flight.exception() is not None:
             self._wake.set()
 
-    async def _flight(self, batch: dict[str, Tick]) -> int:
-        """One flush of the run loop. A failure is recorded when it happens, in the order flushes
+    async def _flight(self) -> int | None:
+        """One flush of the run loop, with what is pending when it first runs (None: nothing was, it
+        was discarded meanwhile). A failure is recorded when it happens, in the order flushes
         complete (as a success is), except the knock-on failure of a flush queued behind one that
         dropped the connection: that one was recorded already."""
+        self._boarding = False
+        batch, self.pending = self.pending, {}
+        if not batch:
+            return None
         try:
             return await self._flush(batch)
         except Dropped:
@@ -221,11 +230,10 @@ class TickWriter:
                 self.failed(exc)
             raise
 
-    async def _settle(self, flight: asyncio.Task[int], attempt: int) -> int:
+    async def _settle(self, flight: asyncio.Task[int | None], attempt: int) -> int:
         """Wait for the oldest flight; after a write failure back off. -> the attempt count."""
         try:
-            await flight
-            return 0
+            return attempt if await flight is None else 0  # an empty flight proves nothing
         except Dropped:  # its batch is back in pending; the failure before it backed off already
             self._replay = True
             return attempt
