@@ -1157,7 +1157,9 @@ class Design:
                 if not src or not (Path(src) / "fullon_ticker_service").is_dir():
                     raise SystemExit("ours-baseline: set BENCH_BASELINE_SRC to the src/ of the revision to compare, "
                                      "e.g. git archive REV src | tar -x -C /tmp/base; BENCH_BASELINE_SRC=/tmp/base/src")
-                extra, env = {}, {"PYTHONPATH": src}  # its config knows neither streams nor decoder
+                # its config may know neither streams nor decoder: BENCH_BASELINE_EXTRA gives what it knows
+                extra = orjson.loads(os.environ.get("BENCH_BASELINE_EXTRA") or "{}")
+                env = {"PYTHONPATH": src}
             cfg = b.write_config(sim, {self.exchange: ("binance", self.symbols)}, extra=extra)
             self.proc = await b.popen(["-m", "fullon_ticker_service.worker", self.exchange, "--config", str(cfg)],
                                       f"worker-{self.name}-{self.stream}-{self.symbols}.log", env)

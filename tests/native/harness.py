@@ -20,7 +20,7 @@ import ccxt.pro as ccxtpro
 import orjson
 import pytest
 
-from fullon_ticker_service.native import build_decoder, diff
+from fullon_ticker_service.native import USED_FIELDS, build_decoder, diff
 from tests.replay.captures import CAPTURES_DIR
 
 CAPTURES = CAPTURES_DIR  # tests/replay/captures.py finds them
@@ -83,6 +83,7 @@ class Report:
     mismatches: list[tuple[int, str, str, list[Any]]] = field(default_factory=list)
     omitted: set[str] = field(default_factory=set)
     declined_kinds: Counter = field(default_factory=Counter)
+    lean: int = 0  # decoded tickers that carry only what the fullon tick is made of
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
@@ -90,10 +91,11 @@ def _changed(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
 
 
 class Pair:
-    def __init__(self, ccxt_class: str, markets: list[dict[str, Any]], *, datetime: bool = True) -> None:
+    def __init__(self, ccxt_class: str, markets: list[dict[str, Any]], *, datetime: bool = True,
+                 lean: bool = False) -> None:
         self.ref = new_exchange(ccxt_class, markets)
         self.mirror = new_exchange(ccxt_class, markets)
-        self.decoder = build_decoder(self.mirror, datetime=datetime)
+        self.decoder = build_decoder(self.mirror, datetime=datetime, lean=lean)
         if hasattr(self.decoder, "store"):
             self.decoder.store = self.mirror
         self.report = Report()
@@ -135,6 +137,10 @@ class Pair:
                 r.mismatches.append((r.frames, "<keys>", "", [("ccxt stored", sorted(changed), sorted(last))]))
             for (stream, symbol), ours in last.items():
                 theirs = (ref.tickers if stream == "ticker" else ref.bidsasks).get(symbol)
+                if "average" not in ours:
+                    r.lean += 1
+                if not set(USED_FIELDS) <= set(ours):  # normalise() would read None for a missing one
+                    r.mismatches.append((r.frames, stream, symbol, [("missing", sorted(set(USED_FIELDS) - set(ours)))]))
                 fields, omitted = diff(ours, theirs)
                 r.compared_fields += len(ours)
                 r.omitted.update(f"{stream}.{k}" for k in omitted)

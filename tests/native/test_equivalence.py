@@ -24,8 +24,19 @@ from tests.native.harness import Pair, StubClient, capture
 SUMMARY: dict[str, Counter] = defaultdict(Counter)
 
 
+# what a lean decoder (worker default) leaves out: ccxt's fields the fullon tick does not use
+LEAN_OMITTED = {f"{stream}.{k}" for stream in ("ticker", "bidask") for k in (
+    "info", "average", "vwap", "high", "low", "open", "bidVolume", "askVolume", "quoteVolume", "previousClose",
+    "indexPrice", "markPrice")}
+LEAN = pytest.mark.parametrize("lean", [False, True], ids=["full", "lean"])
+
+
 def _check(pair: Pair, what: str, omitted_ok: set[str]) -> None:
     r = pair.report
+    if pair.decoder.lean:
+        omitted_ok = omitted_ok | LEAN_OMITTED
+        what += " (lean)"
+        SUMMARY[what]["lean"] += r.lean
     SUMMARY[what].update(frames=r.frames, decoded=r.decoded, declined=r.declined, ccxt_raised=r.ccxt_raised,
                          fields=r.compared_fields, **{f"ticks_{k}": v for k, v in r.ticks.items()})
     SUMMARY[what]["mismatches"] += len(r.mismatches)
@@ -48,12 +59,14 @@ def _capture_url(name: str, entry: dict, meta: dict) -> str:
     return entry["url_original"].split(" | ")[0]
 
 
-@pytest.mark.parametrize("datetime", [True, False], ids=["with-datetime", "no-datetime"])
+@pytest.mark.parametrize("datetime,lean", [(True, False), (False, False), (False, True)],
+                         ids=["with-datetime", "no-datetime", "lean"])
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
-def test_captures_equal_ccxt(name, datetime):
-    """Every captured frame: as captured and, for Binance, unwrapped (what /ws sends)."""
+def test_captures_equal_ccxt(name, datetime, lean):
+    """Every captured frame: as captured and, for Binance, unwrapped (what /ws sends). `lean`: the
+    worker's decoder, whose tickers carry only the fields the fullon tick is made of."""
     entry, texts, meta = capture(name)
-    pair = Pair(entry["ccxt_class"], entry["markets"], datetime=datetime)
+    pair = Pair(entry["ccxt_class"], entry["markets"], datetime=datetime, lean=lean)
     kinds: Counter = Counter()
     for text, m in zip(texts, meta, strict=True):
         client = StubClient(_capture_url(name, entry, m))
@@ -76,12 +89,13 @@ def test_captures_equal_ccxt(name, datetime):
 
 
 # --- simulator frames --------------------------------------------------------------------------
+@LEAN
 @pytest.mark.parametrize("venue", F.SIM_VENUES)
-def test_simulator_frames_equal_ccxt(venue):
+def test_simulator_frames_equal_ccxt(venue, lean):
     """The simulator's encoder (sim/venues/*.py), every channel and market kind, with NaN/negative/
     zero/crossed/older quotes mixed in; for Bybit each socket's snapshot + delta sequence."""
     markets, frames = F.sim_frames(venue)
-    pair = Pair(venue, markets)
+    pair = Pair(venue, markets, lean=lean)
     per_channel: dict[str, Counter] = defaultdict(Counter)
     for channel, url, text in frames:
         before = pair.report.decoded
@@ -97,12 +111,13 @@ def test_simulator_frames_equal_ccxt(venue):
 
 
 # --- hand-made edge cases ----------------------------------------------------------------------
+@LEAN
 @pytest.mark.parametrize("venue", ["binance", "okx", "bybit"])
-def test_edge_cases_equal_ccxt(venue):
+def test_edge_cases_equal_ccxt(venue, lean):
     """Missing fields, zero/empty strings, exponents, JSON numbers, NaN/inf, garbage, unknown and
     ambiguous market ids, Bybit deltas without bid/ask or state, level-1 book deltas, acks."""
     markets = F.EDGE_MARKETS[venue]
-    pair = Pair(venue, markets)
+    pair = Pair(venue, markets, lean=lean)
     results = {}
     for label, url, text in F.EDGES[venue]():
         out = pair.feed(text, StubClient(url), label)
@@ -181,12 +196,13 @@ FUZZ_KEYS = {
 }
 
 
+@LEAN
 @pytest.mark.parametrize("venue", ["binance", "okx", "bybit"])
-def test_fuzzed_fields_equal_ccxt(venue):
+def test_fuzzed_fields_equal_ccxt(venue, lean):
     """Seeded random damage (odd values, dropped keys) to the ticker fields of valid frames:
     either the decoder equals ccxt or it leaves the frame to ccxt - never a different value."""
     rng = random.Random(20240501)
-    pair = Pair(venue, F.EDGE_MARKETS[venue])
+    pair = Pair(venue, F.EDGE_MARKETS[venue], lean=lean)
     keys = FUZZ_KEYS[venue]
     if venue == "binance":
         base_t = orjson.loads(F.edge("binance", "ticker plain"))

@@ -47,9 +47,14 @@ class Decoder:
     exchange_ids: tuple[str, ...] = ()
 
     def __init__(self, markets_by_id: dict[str, list[dict[str, Any]]] | None, *,
-                 tick_precision: bool = True, datetime: bool = False) -> None:
+                 tick_precision: bool = True, datetime: bool = False, lean: bool = False) -> None:
         self.tick_precision = tick_precision
         self.datetime = datetime  # also compute ccxt's `datetime` string (costs ~1 µs a ticker)
+        # lean: a ticker may carry only `compare.USED_FIELDS` (what the fullon tick is made of),
+        # each exactly ccxt's value; what only ccxt's other fields need (average, vwap, sizes,
+        # high/low...) is not computed. Binance's 24hrTicker and bookTicker do so; the other
+        # decoders give full tickers either way.
+        self.lean = lean
         self.source: Any = None
         self.set_markets(markets_by_id)
 

@@ -11,6 +11,7 @@ inverse markets swap `v`/`q` and derive the quote volume).
 
 from __future__ import annotations
 
+from math import isfinite as _finite
 from typing import Any
 
 from fullon_ticker_service.native._compat import (
@@ -111,10 +112,11 @@ class BinanceDecoder(Decoder):
     def _one(self, m: dict[str, Any], client: Any, bidask: bool) -> Tick:
         info = self._market(m, client)
         event = ss(m, "e") or "bookTicker"
+        out = None
         if event == "bookTicker":
             ts = si2(m, "E", "time")
             try:
-                out = _fast_book(m, info.symbol, ts)
+                out = _fast_book(m, info.symbol, ts, self.lean)
             except Exception:
                 out = None
         else:
@@ -123,10 +125,16 @@ class BinanceDecoder(Decoder):
                 ts = close_time  # what int(float(C)) gives for an exact integer
             else:
                 ts = sin(m, _TS_KEYS)
-            try:
-                out = _fast_ticker(m, info, ts) if event == "24hrTicker" else _fast_mini(m, info, ts)
-            except Exception:
-                out = None
+            if self.lean and event == "24hrTicker":
+                try:
+                    out = _lean_ticker(m, info, ts)
+                except Exception:
+                    out = None
+            if out is None:
+                try:
+                    out = _fast_ticker(m, info, ts) if event == "24hrTicker" else _fast_mini(m, info, ts)
+                except Exception:
+                    out = None
         if out is None:
             out = self._generic(m, info, ts)
         if self.datetime:
@@ -161,7 +169,7 @@ _NOT_BOOK = frozenset(("c", "price", "o", "h", "l", "v", "q", "w", "x", "p", "P"
 _FALLBACK_KEYS = ("bidPrice", "askPrice", "bidQty", "askQty", "price")
 
 
-def _fast_book(m: dict[str, Any], symbol: str, ts: int | None) -> dict[str, Any] | None:
+def _fast_book(m: dict[str, Any], symbol: str, ts: int | None, lean: bool = False) -> dict[str, Any] | None:
     """bookTicker: bid/ask and sizes only (safe_ticker derives nothing)."""
     if not _NOT_BOOK.isdisjoint(m):
         return None
@@ -169,6 +177,9 @@ def _fast_book(m: dict[str, Any], symbol: str, ts: int | None) -> dict[str, Any]
     if type(b) is not str or type(bq) is not str or type(a) is not str or type(aq) is not str:
         return None
     fb, fa = float(b), float(a)
+    if lean:  # the sizes are ccxt's safe_number (a bad one is None, never an error): not needed
+        return {"symbol": symbol, "timestamp": ts, "bid": None if fb == 0 else fb, "ask": None if fa == 0 else fa,
+                "last": None, "close": None, "baseVolume": None, "change": None, "percentage": None}
     return {"symbol": symbol, "timestamp": ts, "info": m,
             "bid": None if fb == 0 else fb, "bidVolume": float(bq),
             "ask": None if fa == 0 else fa, "askVolume": float(aq),
@@ -212,6 +223,34 @@ def _fast_ticker(m: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[st
             "change": float(p), "percentage": fpct, "average": average, "vwap": float(w),
             "baseVolume": base_vol, "quoteVolume": quote_vol, "previousClose": f_(x),
             "indexPrice": None, "markPrice": None}
+
+
+def _lean_ticker(m: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[str, Any] | None:
+    """`_fast_ticker`'s values of USED_FIELDS only, on the frames it takes, or None (then the full
+    path decides). Skipped: ccxt's `average` (Precise), vwap, sizes, high/low, open, quote volume,
+    previous close. ccxt parses those with parse_number/safe_number, which turn a bad value into
+    None and never raise; only its Precise arithmetic raises. So a frame is taken here only where
+    that arithmetic cannot: close and open finite (then Precise parses both, for the average),
+    and on inverse markets the quote volume and vwap finite too (their product)."""
+    for k in _FALLBACK_KEYS:
+        if k in m:
+            return None
+    c, o, p, pct, w, v, q = m["c"], m["o"], m["p"], m["P"], m["w"], m["v"], m["q"]
+    if (type(c) is not str or type(o) is not str or type(p) is not str or type(pct) is not str
+            or type(w) is not str or type(v) is not str or type(q) is not str):
+        return None
+    fc, fo, fpct = float(c), float(o), float(pct)
+    if fc == 0 or fo == 0 or fpct == 0 or not (_finite(fc) and _finite(fo)):
+        return None
+    if info.inverse is True:
+        base_vol = float(q)
+        if not (_finite(base_vol) and _finite(float(w))):
+            return None
+    else:
+        base_vol = float(v)
+    g = m.get
+    return {"symbol": info.symbol, "timestamp": ts, "bid": fz(g("b")), "ask": fz(g("a")), "last": fc, "close": fc,
+            "baseVolume": base_vol, "change": float(p), "percentage": fpct}
 
 
 def _fast_mini(m: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[str, Any] | None:

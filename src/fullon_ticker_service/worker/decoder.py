@@ -32,7 +32,8 @@ class Decoder:
         from fullon_ticker_service import native
 
         if self.cfg.decoder == "native" and native.supported(exchange.id):
-            self.installed = native.install(exchange, native.build_decoder(exchange), _ignore,
+            # lean: the tickers carry what the fullon tick is made of (the shadow check compares those)
+            self.installed = native.install(exchange, native.build_decoder(exchange, lean=True), _ignore,
                                             shadow_every=self.cfg.shadow_every, on_mismatch=self.mismatch, store=True)
 
     def mismatch(self, m: Any) -> None:
