@@ -765,7 +765,9 @@ class Bench:
     async def commandstats(self) -> dict[str, int]:
         """Calls per command on the whole server (INFO commandstats)."""
         info = await self.redis.info("commandstats")
-        return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+        out = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+        out.update({k.removeprefix("cmdstat_") + "_usec": int(v["usec"]) for k, v in info.items()})
+        return out
 
     async def used_memory(self) -> int:
         return int((await self.redis.info("memory"))["used_memory"])
@@ -869,6 +871,9 @@ class Bench:
                 # SCRIPT EXISTS as a round trip of its own before every pipeline holding a Script
                 cmds = {k: r1.get(k, 0) - r0.get(k, 0) for k in ("evalsha", "script|exists")}
                 row["server_per_flush"] = {k: round(v / max(fl, 1), 3) for k, v in cmds.items()}
+                # the server's own time running the flushes (the script, its writes and PUBLISHes)
+                usec = r1.get("evalsha_usec", 0) - r0.get("evalsha_usec", 0)
+                row["server_us_per_flush"] = round(usec / max(fl, 1), 1)
             row.update(await self.converge(sim, venue, [design.store], a.drain_timeout, [design.pid]))
             await sim.call("sendlog", path=str(log_path))
             rows = orjson.loads(obs_path.read_bytes())
@@ -1591,6 +1596,11 @@ def report(res: dict[str, Any]) -> str:
         w(f"  Server side ({where}), per flush of ours: SCRIPT EXISTS "
           + " ".join(f"{x['script|exists']:.2f}" for x in spf) + "; EVALSHA " + " ".join(f"{x['evalsha']:.2f}"
                                                                                        for x in spf))
+        usf = [r for r in res["single"] if r.get("server_us_per_flush") is not None and r["offered"] != "sat"]
+        if usf:
+            w("  Redis' own time running a flush of ours (INFO commandstats, µs; ticks per flush): " + ", ".join(
+                f"{r['design']} {r['stream']} {r['offered']}/s {r['server_us_per_flush']} ({r.get('ticks_per_flush')})"
+                for r in usf))
     used = {(r["design"], r["stream"]): r["decoder"] for r in res["single"] if r.get("decoder")}
     if used:
         w("  Decoder each worker reported (health record): " + "; ".join(
