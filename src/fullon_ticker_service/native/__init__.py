@@ -18,6 +18,11 @@ sharing the channel) gives None: ccxt must handle that frame. `decode()` never r
     decoder = build_decoder(exchange)            # markets loaded or set on the exchange
     ticks = decoder.decode_raw(text, client)     # -> [("ticker", "BTC/USDT", {...}), ...] | None
 
+`lean=True` (what the worker uses): a ticker may carry only `USED_FIELDS`, the fields the fullon
+tick is made of, each still exactly ccxt's value; Binance's 24hrTicker and bookTicker then skip the
+rest (a float() per field and ccxt's Precise average were most of their cost), taking a frame only
+where ccxt's Precise arithmetic could not raise. OKX and Bybit give full tickers either way.
+
 Where ccxt parses a frame (ccxt 4.5.90, ccxt/async_support/base/ws/client.py)
 --------------------------------------------------------------------------------
 - `Client.receive_loop` (l.190-226) reads aiohttp messages, drains aiohttp's buffer
