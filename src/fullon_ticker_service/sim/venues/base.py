@@ -105,7 +105,8 @@ class Conn:
         if self.ws.closed:
             return
         transport = self.transport
-        if isinstance(transport, asyncio.WriteTransport):
+        # duck-typed: uvloop's transports are not asyncio.WriteTransport instances
+        if transport is not None and hasattr(transport, "get_write_buffer_size"):
             # Far below the transport's high-water mark neither the write nor aiohttp's drain can wait
             # on the client, so no timer: it was a quarter of the CPU per frame (88 -> 64 us at saturation).
             room = transport.get_write_buffer_limits()[1] // 4
@@ -134,8 +135,11 @@ class Conn:
             self.abort()
 
     def abort(self) -> None:
-        if isinstance(self.transport, asyncio.WriteTransport):
-            self.transport.abort()
+        """Cut the client off (no close handshake). Duck-typed: uvloop's transports are not
+        asyncio.WriteTransport instances, and an isinstance check left them connected."""
+        abort = getattr(self.transport, "abort", None)
+        if abort is not None:
+            abort()
 
     async def subscribe(self, channel: str, symbol: str, snapshot: bool = True) -> None:
         """Register (channel, symbol); send the current quote at once, as exchanges do."""
