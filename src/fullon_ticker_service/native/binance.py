@@ -188,9 +188,8 @@ def _fast_book(m: dict[str, Any], symbol: str, ts: int | None, lean: bool = Fals
             "quoteVolume": None, "previousClose": None, "indexPrice": None, "markPrice": None}
 
 
-def _fast_ticker(m: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[str, Any] | None:
-    """24hrTicker with open, close, change, percentage, vwap and volumes present and non-zero
-    open/close/percentage: safe_ticker then only derives `average` (and inverse quote volume)."""
+def _usual_ticker(m: dict[str, Any]) -> tuple[str, str, str, str, str, str, str] | None:
+    """(c, o, p, P, w, v, q) of a 24hrTicker of the usual shape (each a str, no fallback keys), else None."""
     for k in _FALLBACK_KEYS:
         if k in m:
             return None
@@ -198,6 +197,16 @@ def _fast_ticker(m: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[st
     if (type(c) is not str or type(o) is not str or type(p) is not str or type(pct) is not str
             or type(w) is not str or type(v) is not str or type(q) is not str):
         return None
+    return c, o, p, pct, w, v, q
+
+
+def _fast_ticker(m: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[str, Any] | None:
+    """24hrTicker with open, close, change, percentage, vwap and volumes present and non-zero
+    open/close/percentage: safe_ticker then only derives `average` (and inverse quote volume)."""
+    fields = _usual_ticker(m)
+    if fields is None:
+        return None
+    c, o, p, pct, w, v, q = fields
     fc, fo, fpct = float(c), float(o), float(pct)
     if fc == 0 or fo == 0 or fpct == 0:
         return None
@@ -232,13 +241,10 @@ def _lean_ticker(m: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[st
     None and never raise; only its Precise arithmetic raises. So a frame is taken here only where
     that arithmetic cannot: close and open finite (then Precise parses both, for the average),
     and on inverse markets the quote volume and vwap finite too (their product)."""
-    for k in _FALLBACK_KEYS:
-        if k in m:
-            return None
-    c, o, p, pct, w, v, q = m["c"], m["o"], m["p"], m["P"], m["w"], m["v"], m["q"]
-    if (type(c) is not str or type(o) is not str or type(p) is not str or type(pct) is not str
-            or type(w) is not str or type(v) is not str or type(q) is not str):
+    fields = _usual_ticker(m)
+    if fields is None:
         return None
+    c, o, p, pct, w, v, q = fields
     fc, fo, fpct = float(c), float(o), float(pct)
     if fc == 0 or fo == 0 or fpct == 0 or not (_finite(fc) and _finite(fo)):
         return None
