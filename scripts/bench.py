@@ -58,6 +58,7 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,7 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SAT = 200_000.0  # "saturation": more than anything here can send or parse
+TARGET_RATE = 10_000.0  # the offered rate of the p99 target (--latency-rounds steps of it)
 OURS = ("ours-native", "ours-ccxt", "ours", "ours-both", "ours-baseline")  # the worker with decoder = native / ccxt /
 # its default; ours-both: decoder ccxt with the bid/ask stream subscribed beside the ticker stream (two ticks per
 # quote); ours-baseline: an older revision's worker, imported from $BENCH_BASELINE_SRC (e.g. a `git archive` of it)
@@ -100,6 +102,14 @@ CF_EXCHANGE = "BINANCE"
 def cf_symbol(symbol: str) -> str:
     """ccxt's BTC/USDT -> cryptofeed's BTC-USDT (spot)."""
     return symbol.replace("/", "-")
+
+
+def deep_merge(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `more` merged in, nested tables key by key (neither is changed)."""
+    out = dict(base)
+    for k, v in more.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def have(module: str) -> bool:
@@ -648,12 +658,14 @@ class Bench:
             lines.append(f'start_method = "{start_method}"')
         # the feed is idle for minutes between steps: a silence watchdog would reconnect (and back off) then
         lines += ["", "[defaults]", "reconnect_delay = 0.5", "stale_after = 3600.0", "symbol_stale_after = 0.0", ""]
+        extra = dict(extra or {})
+        more_ccxt = extra.pop("ccxt", {})  # merged into the simulator's overrides (e.g. options.ws)
         for name, (venue, n) in exchanges.items():
             lines += [f"[exchanges.{name}]", f'ccxt_id = "{venue}"',
                       f'markets = "{sim.hello["http"]}/{venue}/markets"',
-                      f"ccxt = {toml_value(sim.hello['ccxt'][venue])}",
+                      f"ccxt = {toml_value(deep_merge(sim.hello['ccxt'][venue], more_ccxt))}",
                       f"symbols = {toml_value(sim.hello['symbols'][venue][:n])}",
-                      *(f"{k} = {toml_value(v)}" for k, v in (extra or {}).items()), ""]
+                      *(f"{k} = {toml_value(v)}" for k, v in extra.items()), ""]
         path = self.tmp / f"config-{len(list(self.tmp.glob('config-*')))}.toml"
         path.write_text("\n".join(lines))
         return path
@@ -921,6 +933,11 @@ class Bench:
                 for d in designs:
                     if rate in rates.get(d, []):
                         rows.append(await self.step(sims[d], procs[d], rate, symbols))
+            # the p99 target's rate again for the design it is judged on: one 6 s window's p99 rests on a
+            # few episodes of contention, so the target is judged on the median of these rounds
+            if primary in procs and TARGET_RATE in rates.get(primary, []):
+                for i in range(2, self.a.latency_rounds + 1):
+                    rows.append({**await self.step(sims[primary], procs[primary], TARGET_RATE, symbols), "repeat": i})
             for i in range(rounds):
                 for d in round_designs:
                     if d in procs:
@@ -1392,7 +1409,14 @@ def ladder_rows(res: dict[str, Any], stream: str) -> dict[tuple[str, Any], dict[
     """(design, offered) -> row of the main ladder (the run's symbol count, no saturation rounds)."""
     sym = res["params"]["symbols"]
     return {(r["design"], r["offered"]): r for r in res["single"]
-            if "round" not in r and r["symbols"] == sym and r.get("stream", TICKER) == stream}
+            if "round" not in r and "repeat" not in r and r["symbols"] == sym and r.get("stream", TICKER) == stream}
+
+
+def latency_rounds(res: dict[str, Any], stream: str, design: str, offered: int) -> list[dict[str, Any]]:
+    """The main ladder's row of `design` at `offered` followed by its repeats (--latency-rounds), in run order."""
+    sym = res["params"]["symbols"]
+    return [r for r in res["single"] if r["design"] == design and r["offered"] == offered and "round" not in r
+            and r["symbols"] == sym and r.get("stream", TICKER) == stream]
 
 
 def ratio(x: float | None, y: float | None) -> float | None:
@@ -1443,14 +1467,17 @@ def peer_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{c['ccxt_per_core']}/s), stale at most {c['ours_stale_max']}",
                 c["median_cpu_ratio"] >= 2.0 and c["ours_stale_max"] == 0)
     for stream in STREAMS:
-        r = ladder_rows(res, stream).get((p, 10000))
-        if r and (r.get("latency") or {}).get("p99") is not None:
+        rs = [r for r in latency_rounds(res, stream, p, TARGET_RATE) if (r.get("latency") or {}).get("p99") is not None]
+        if rs:
+            p99 = statistics.median(r["latency"]["p99"] for r in rs)
+            stale = max(r["stale"] for r in rs)
+            each = "; ".join(f"{r['latency']['p99']} ms (leaving the simulator: "
+                             f"{(r['latency'].get('past_sim') or {}).get('p99')}), {r['ticks_per_s']:.0f} of "
+                             f"{r['sent_per_s']:.0f}/s, busy {r.get('machine_busy_cores')}" for r in rs)
             add(f"p99 <= 5 ms at 10k ticks/s, 0 stale ({stream}, {p})",
-                f"p99 {r['latency']['p99']} ms (from the frame leaving the simulator: "
-                f"{(r['latency'].get('past_sim') or {}).get('p99')} ms), stale {r['stale']}, "
-                f"{r['ticks_per_s']:.0f} of {r['sent_per_s']:.0f}/s "
-                f"(machine busy {r.get('machine_busy_cores')} of {res['machine']['nproc']} cores)",
-                r["latency"]["p99"] <= 5.0 and r["stale"] == 0)
+                (f"median p99 {p99:g} ms of {len(rs)} rounds [{each}]" if len(rs) > 1 else f"p99 {each}")
+                + f"; stale at most {stale} (busy: cores of {res['machine']['nproc']} in use on the machine)",
+                p99 <= 5.0 and stale == 0)
     for e in res.get("peers", []):
         if e["offered"] not in (1000, 3000, 10000) or p not in e["designs"]:
             continue
@@ -1566,7 +1593,8 @@ def report(res: dict[str, Any]) -> str:
         w(hdr)
         for r in rows:
             lat = r.get("latency") or {}
-            label = f"sat r{r['round']}" if "round" in r else str(r["offered"])
+            label = f"sat r{r['round']}" if "round" in r else f"{r['offered'] // 1000}k r{r['repeat']}" if "repeat" in r \
+                else str(r["offered"])
             w(f"{r['design']:17}{r['symbols']:>8}{label:>8}{fmt(r['sent_per_s'], 9)}"
               f"{fmt(r.get('parsed_per_s'), 9)}{fmt(r['ticks_per_s'], 9)}"
               f"{fmt(r.get('written_per_s'), 9)}{fmt(r.get('stale'), 7)}{fmt(r.get('converge_s'), 7)}"
@@ -1975,6 +2003,9 @@ def main() -> None:
     p.add_argument("--ceiling-rounds", type=int, default=3,
                    help="alternating ccxt-only / ours saturation steps on the ticker stream: the ceiling ratio is "
                         "their median")
+    p.add_argument("--latency-rounds", type=int, default=3,
+                   help="steps at 10k ticks/s for the design the targets are judged on (the ladder's own step "
+                        "and repeats right after it): the p99 target is judged on their median")
     p.add_argument("--book-ceiling-rounds", type=int, default=1,
                    help="the same on bookTicker, with cryptofeed (its callback design) in the rounds")
     p.add_argument("--sweep", default="100,2000", help="other symbol counts (ccxt-only vs ours at saturation)")
@@ -2015,7 +2046,7 @@ def main() -> None:
         return
     if a.quick:
         a.symbols, a.rates, a.upstream_rates, a.sweep, a.multi, a.multi_symbols = 20, "300", "300", "", "2", 10
-        a.book_rates, a.ceiling_rounds, a.book_ceiling_rounds = "300", 0, 0
+        a.book_rates, a.ceiling_rounds, a.book_ceiling_rounds, a.latency_rounds = "300", 0, 0, 1
         # on bookTicker only what the ticker stream does not already exercise: one of ours, the peers
         a.book_designs = "ours-native,ours,cryptofeed,cryptofeed-redis"
         a.multi_rates, a.memory, a.startup, a.warmup, a.window, a.profile, a.soak = "200", "", "binance,okx", \
