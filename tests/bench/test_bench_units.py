@@ -123,3 +123,27 @@ def test_the_p99_target_is_judged_on_the_median_of_its_rounds(bench) -> None:
     assert judged(row(4.0), row(6.0, repeat=2), row(5.5, repeat=3))[0] is False  # median 5.5
     assert judged(row(3.0), row(3.0, stale=2, repeat=2), row(3.0, repeat=3))[0] is False
     assert judged(row(4.9))[0] is True  # one round (--latency-rounds 1): that round decides
+
+
+def test_the_cryptofeed_comparison_takes_the_median_of_alternating_rounds(bench) -> None:
+    """Three rounds each: ours loses the first on p99 and wins the other two, so the medians decide
+    (met); the rounds are named in the value; the table rows keep the ladder's own step."""
+    def row(design: str, p99: float, cpu: float, repeat: int | None = None) -> dict:
+        r = {"design": design, "stream": "bookTicker", "symbols": 500, "offered": 1000, "sent_per_s": 1000,
+             "ticks_per_s": 1000, "cpu_us_per_tick": cpu, "stale": 0, "latency": {"p50": 0.4, "p99": p99}}
+        return r if repeat is None else {**r, "repeat": repeat}
+
+    res = {"params": {"symbols": 500}, "machine": {"nproc": 2}, "sweep": [], "memory": [],
+           "single": [row("ours-native", 1.0, 120), row("cryptofeed", 0.88, 156),
+                      row("ours-native", 0.64, 98, 2), row("cryptofeed", 0.84, 159, 2),
+                      row("ours-native", 0.71, 107, 3), row("cryptofeed", 0.93, 183, 3)]}
+    bench.derive(res)
+    [t] = [t for t in res["peer_targets"] if t["target"].startswith("against cryptofeed (our callback) at 1k/s")]
+    assert t["met"] is True
+    assert "medians of 3 alternating rounds: p99 1.00, 0.64, 0.71 vs 0.88, 0.84, 0.93 ms" in t["value"]
+    ours = res["peers"][0]["designs"]["ours-native"]
+    assert (ours["p99"], ours["cpu_us_per_tick"], ours["rounds"]) == (0.71, 107, 3)
+    assert bench.ladder_rows(res, "bookTicker")[("ours-native", 1000)]["latency"]["p99"] == 1.0
+    res["single"][4]["stale"] = 1  # the table shows the most stale of the rounds
+    bench.derive(res)
+    assert res["peers"][0]["designs"]["ours-native"]["stale"] == 1
