@@ -25,7 +25,7 @@ demo: install
 	@command -v redis-server >/dev/null 2>&1 || scripts/ensure-services --binaries redis
 	$(BIN)/tickerctl demo
 
-# The full benchmark (~14 min): docs/benchmarks.md explains it; raw output in docs/benchmarks-raw.
+# The full benchmark (~17 min): docs/benchmarks.md explains it; raw output in docs/benchmarks-raw.
 bench: install
 	scripts/ensure-services redis
 	$(BIN)/pip install -q -e '.[bench]'
