@@ -9,7 +9,8 @@ ccxt ws Client object (no socket), through the method ccxt calls for every text 
 - ccxt:   `Client.handle_text_or_binary_message(text)` as shipped (orjson parse + the exchange's
           handle_message: routing, parse_ticker/safe_ticker, store, resolve);
 - native: the same call with `install()` hooked in (orjson parse + decoder + store in
-          exchange.tickers/bidsasks + a no-op on_tick); also the bare `decoder.decode_raw(text)`.
+          exchange.tickers/bidsasks + a no-op on_tick); also the bare `decoder.decode_raw(text)`, full
+          and lean (`lean=True`, what the worker installs: only the fields the fullon tick uses).
 Each figure is the best of several repeats (the machine is shared); it is a measurement, not a test.
 """
 
@@ -40,7 +41,10 @@ def _best_us(fn: Any, frames: list[str], repeat: int) -> float:
     return best
 
 
-async def _venue_rows(venue: str, steps: int, repeat: int) -> list[tuple[str, str, int, float, float, float]]:
+Row = tuple[str, str, int, float, float, float, float]
+
+
+async def _venue_rows(venue: str, steps: int, repeat: int) -> list[Row]:
     markets, frames = sim_frames(venue, n_symbols=8, steps=steps, spoil_every=0)
     by_channel: dict[tuple[str, str], list[str]] = defaultdict(list)
     for channel, url, text in frames:
@@ -49,7 +53,7 @@ async def _venue_rows(venue: str, steps: int, repeat: int) -> list[tuple[str, st
     for channel in dict.fromkeys(c for c, _ in by_channel):
         urls = [u for c, u in by_channel if c == channel]
         texts_by_url = {u: by_channel[(channel, u)] for u in urls}
-        ccxt_us = native_us = bare_us = 0.0
+        ccxt_us = native_us = bare_us = lean_us = 0.0
         n = 0
         for url, texts in texts_by_url.items():
             ex = getattr(ccxtpro, venue)()
@@ -64,17 +68,21 @@ async def _venue_rows(venue: str, steps: int, repeat: int) -> list[tuple[str, st
             n_us = _best_us(client.handle_text_or_binary_message, texts, repeat)
             decoder = build_decoder(ex)
             b_us = _best_us(lambda t, d=decoder, c=client: d.decode_raw(t, c), texts, repeat)
+            lean = build_decoder(ex, lean=True)
+            l_us = _best_us(lambda t, d=lean, c=client: d.decode_raw(t, c), texts, repeat)
             k = len(texts)
             ccxt_us += c_us * k
             native_us += n_us * k
             bare_us += b_us * k
+            lean_us += l_us * k
             n += k
             await ex.close()
-        rows.append((venue, CHANNEL_NAMES.get(channel, channel), n, ccxt_us / n, native_us / n, bare_us / n))
+        rows.append((venue, CHANNEL_NAMES.get(channel, channel), n, ccxt_us / n, native_us / n, bare_us / n,
+                     lean_us / n))
     return rows
 
 
-async def run(quick: bool = False) -> list[tuple[str, str, int, float, float, float]]:
+async def run(quick: bool = False) -> list[Row]:
     steps, repeat = (160, 3) if quick else (800, 7)
     rows = []
     for venue in SIM_VENUES:
@@ -82,11 +90,11 @@ async def run(quick: bool = False) -> list[tuple[str, str, int, float, float, fl
     return rows
 
 
-def table(rows: list[tuple[str, str, int, float, float, float]]) -> str:
+def table(rows: list[Row]) -> str:
     lines = [f"{'venue':14s} {'channel':16s} {'frames':>6s} {'ccxt µs':>9s} {'native µs':>10s} "
-             f"{'decode µs':>10s} {'speed-up':>8s}"]
-    for venue, channel, n, c, nat, bare in rows:
-        lines.append(f"{venue:14s} {channel:16s} {n:6d} {c:9.2f} {nat:10.2f} {bare:10.2f} {c / nat:7.1f}x")
+             f"{'decode µs':>10s} {'lean µs':>8s} {'speed-up':>8s}"]
+    for venue, channel, n, c, nat, bare, lean in rows:
+        lines.append(f"{venue:14s} {channel:16s} {n:6d} {c:9.2f} {nat:10.2f} {bare:10.2f} {lean:8.2f} {c / nat:7.1f}x")
     return "\n".join(lines)
 
 

@@ -19,9 +19,11 @@ sharing the channel) gives None: ccxt must handle that frame. `decode()` never r
     ticks = decoder.decode_raw(text, client)     # -> [("ticker", "BTC/USDT", {...}), ...] | None
 
 `lean=True` (what the worker uses): a ticker may carry only `USED_FIELDS`, the fields the fullon
-tick is made of, each still exactly ccxt's value; Binance's 24hrTicker and bookTicker then skip the
-rest (a float() per field and ccxt's Precise average were most of their cost), taking a frame only
-where ccxt's Precise arithmetic could not raise. OKX and Bybit give full tickers either way.
+tick is made of, each still exactly ccxt's value; Binance's 24hrTicker and bookTicker, OKX's tickers
+(and the bid/ask ccxt takes from them) and Bybit's tickers then skip the rest (a float() per field,
+ccxt's Precise average and vwap were most of their cost), taking a frame only where ccxt's Precise
+arithmetic could not raise. Bybit's lean tickers keep `info`: it is the merge base of the next delta.
+Binance's miniTicker, OKX's bbo-tbt and Bybit's orderbook.1 give full tickers either way.
 
 Where ccxt parses a frame (ccxt 4.5.90, ccxt/async_support/base/ws/client.py)
 --------------------------------------------------------------------------------

@@ -52,8 +52,8 @@ class Decoder:
         self.datetime = datetime  # also compute ccxt's `datetime` string (costs ~1 µs a ticker)
         # lean: a ticker may carry only `compare.USED_FIELDS` (what the fullon tick is made of),
         # each exactly ccxt's value; what only ccxt's other fields need (average, vwap, sizes,
-        # high/low...) is not computed. Binance's 24hrTicker and bookTicker do so; the other
-        # decoders give full tickers either way.
+        # high/low...) is not computed. Binance's 24hrTicker and bookTicker, OKX's and Bybit's
+        # tickers do so; the other channels give full tickers either way.
         self.lean = lean
         self.source: Any = None
         self.set_markets(markets_by_id)

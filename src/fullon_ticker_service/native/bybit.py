@@ -23,6 +23,7 @@ that symbol, to be handed to ccxt first, so ccxt applies the delta to the right 
 
 from __future__ import annotations
 
+from math import isfinite as _finite
 from types import SimpleNamespace
 from typing import Any
 
@@ -130,10 +131,17 @@ class BybitDecoder(Decoder):
         info = self.resolve(ss(t, "symbol"), market_type)
         if info is None:
             raise ValueError("market left to ccxt")
-        try:
-            out = _fast_parse(t, info)
-        except Exception:
-            out = None
+        out = None
+        if self.lean:
+            try:
+                out = _lean_parse(t, info)
+            except Exception:
+                out = None
+        if out is None:
+            try:
+                out = _fast_parse(t, info)
+            except Exception:
+                out = None
         if out is not None:
             return out
         last = ss(t, "lastPrice")
@@ -199,9 +207,9 @@ class BybitDecoder(Decoder):
         return [snap]
 
 
-def _fast_parse(t: dict[str, Any], info: MarketInfo) -> dict[str, Any] | None:
-    """parse_ticker + safe_ticker for the usual ticker: lastPrice, prevPrice24h and a non-zero
-    price24hPcnt present (safe_ticker then derives change, average and vwap)."""
+def _usual(t: dict[str, Any]) -> tuple[str, str, float, float, tuple[int, int]] | None:
+    """(lastPrice, prevPrice24h, both as floats, price24hPcnt * 100) of the usual ticker: no
+    bidSize/askSize, the three prices strings, last and open non-zero, the change non-zero; else None."""
     if "bidSize" in t or "askSize" in t:
         return None
     g = t.get
@@ -214,6 +222,17 @@ def _fast_parse(t: dict[str, Any], info: MarketInfo) -> dict[str, Any] | None:
     pct = mul(dec(pct_raw), ONE_HUNDRED)
     if pct is None or pct[0] == 0:
         return None
+    return last, open_, fl, fo, pct
+
+
+def _fast_parse(t: dict[str, Any], info: MarketInfo) -> dict[str, Any] | None:
+    """parse_ticker + safe_ticker for the usual ticker: lastPrice, prevPrice24h and a non-zero
+    price24hPcnt present (safe_ticker then derives change, average and vwap)."""
+    usual = _usual(t)
+    if usual is None:
+        return None
+    last, open_, fl, fo, pct = usual
+    g = t.get
     change, _, average = derive_from_open(last, open_, info.precision)
     base_vol, quote_vol = g("volume24h"), g("turnover24h")
     return {"symbol": info.symbol, "timestamp": si(t, "time"), "info": t,
@@ -225,6 +244,26 @@ def _fast_parse(t: dict[str, Any], info: MarketInfo) -> dict[str, Any] | None:
             "vwap": vwap_fast(quote_vol, base_vol), "baseVolume": f_(base_vol),
             "quoteVolume": f_(quote_vol), "previousClose": None, "indexPrice": f_(g("indexPrice")),
             "markPrice": f_(g("markPrice"))}
+
+
+def _lean_parse(t: dict[str, Any], info: MarketInfo) -> dict[str, Any] | None:
+    """`_fast_parse`'s USED_FIELDS plus `info` (the merge base of the next delta), on the frames it
+    takes, or None (the full path decides). Skipped: vwap, high/low, sizes, quote volume, index and
+    mark price. ccxt reads those with safe_number (a bad one is None, never an error) except its
+    Precise vwap (turnover24h / volume24h): so a frame is taken here only where both volumes are
+    absent or finite."""
+    usual = _usual(t)
+    if usual is None:
+        return None
+    last, open_, fl, _, pct = usual
+    g = t.get
+    base_vol, quote_vol = f_(g("volume24h")), f_(g("turnover24h"))
+    if (base_vol is not None and not _finite(base_vol)) or (quote_vol is not None and not _finite(quote_vol)):
+        return None
+    change, _, _ = derive_from_open(last, open_, info.precision)
+    return {"symbol": info.symbol, "timestamp": si(t, "time"), "info": t, "bid": fz(g("bid1Price")),
+            "ask": fz(g("ask1Price")), "last": fl, "close": fl, "baseVolume": base_vol, "change": change,
+            "percentage": to_float(pct)}  # type: ignore[arg-type]
 
 
 def _best(data: dict[str, Any], key: str, bids: bool) -> tuple[float | None, float | None]:

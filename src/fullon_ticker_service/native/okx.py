@@ -9,12 +9,14 @@ then one `parse_ticker` result per data item in `exchange.tickers`; a `bbo-tbt` 
 
 from __future__ import annotations
 
+from math import isfinite as _finite
 from typing import Any
 
 from fullon_ticker_service.native._compat import (
     derive_from_open,
     f_,
     fz,
+    pnz,
     quote_only_ticker,
     safe_ticker,
     si,
@@ -77,6 +79,10 @@ class OkxDecoder(Decoder):
         if own_id is not None and own_id != inst_id:
             raise ValueError("data for another instrument")
         ts = si(t, "ts")
+        if self.lean and not self.datetime:
+            out = _lean_bid_ask(t, info.symbol, ts)
+            if out is not None:
+                return out
         ask = ss(t, "askPx")
         ask_vol = ss(t, "askSz")
         bid = ss(t, "bidPx")
@@ -96,10 +102,17 @@ class OkxDecoder(Decoder):
         if type(t) is not dict or t.get("instId") != inst_id:
             raise ValueError("data for another instrument")
         ts = si(t, "ts")
-        try:
-            out = _fast_ticker(t, info, ts)
-        except Exception:
-            out = None
+        out = None
+        if self.lean:
+            try:
+                out = _lean_ticker(t, info, ts)
+            except Exception:
+                out = None
+        if out is None:
+            try:
+                out = _fast_ticker(t, info, ts)
+            except Exception:
+                out = None
         if out is not None:
             self._stamp(out, ts)
             return out
@@ -122,16 +135,25 @@ def _first(t: dict[str, Any], key: str) -> Any:
     return level if type(level) is list else []
 
 
-def _fast_ticker(t: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[str, Any] | None:
-    """parse_ticker + safe_ticker for the usual frame: last and open24h non-zero numeric strings
-    (safe_ticker then derives change, percentage, average and vwap from them)."""
-    g = t.get
-    last, open_ = g("last"), g("open24h")
+def _usual(t: dict[str, Any]) -> tuple[str, str, float, float] | None:
+    """(last, open24h, both as floats) when both are numeric strings and non-zero, else None."""
+    last, open_ = t.get("last"), t.get("open24h")
     if type(last) is not str or type(open_) is not str:
         return None
     fl, fo = float(last), float(open_)
     if fl == 0 or fo == 0:
         return None
+    return last, open_, fl, fo
+
+
+def _fast_ticker(t: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[str, Any] | None:
+    """parse_ticker + safe_ticker for the usual frame: last and open24h non-zero numeric strings
+    (safe_ticker then derives change, percentage, average and vwap from them)."""
+    usual = _usual(t)
+    if usual is None:
+        return None
+    last, open_, fl, fo = usual
+    g = t.get
     change, pct, average = derive_from_open(last, open_, info.precision)
     if pct is None:
         return None
@@ -145,3 +167,35 @@ def _fast_ticker(t: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[st
             "vwap": vwap_fast(quote_vol, base_vol), "baseVolume": f_(base_vol),
             "quoteVolume": f_(quote_vol), "previousClose": None, "indexPrice": f_(g("idxPx")),
             "markPrice": f_(g("markPx"))}
+
+
+def _lean_bid_ask(t: dict[str, Any], symbol: str, ts: int | None) -> dict[str, Any] | None:
+    """`_bid_ask`'s USED_FIELDS when askPx and bidPx are non-empty strings (else None: the full path
+    reads the book levels). Skipped: the sizes, which ccxt reads with safe_number (never an error)."""
+    ask, bid = t.get("askPx"), t.get("bidPx")
+    if type(ask) is not str or type(bid) is not str or not ask or not bid:
+        return None
+    return {"symbol": symbol, "timestamp": ts, "bid": pnz(bid), "ask": pnz(ask),
+            "last": None, "close": None, "baseVolume": None, "change": None, "percentage": None}
+
+
+def _lean_ticker(t: dict[str, Any], info: MarketInfo, ts: int | None) -> dict[str, Any] | None:
+    """`_fast_ticker`'s USED_FIELDS only, on the frames it takes, or None (the full path decides).
+    Skipped: vwap, high/low, sizes, quote volume, index and mark price. ccxt reads those with
+    safe_number (a bad one is None, never an error) except its Precise vwap (volCcy24h / vol24h,
+    spot only): so on spot a frame is taken here only where both volumes are absent or finite."""
+    usual = _usual(t)
+    if usual is None:
+        return None
+    last, open_, fl, _ = usual
+    g = t.get
+    base_vol = f_(g("vol24h"))
+    if info.spot:
+        quote_vol = f_(g("volCcy24h"))
+        if (base_vol is not None and not _finite(base_vol)) or (quote_vol is not None and not _finite(quote_vol)):
+            return None
+    change, pct, _ = derive_from_open(last, open_, info.precision)
+    if pct is None:
+        return None
+    return {"symbol": info.symbol, "timestamp": ts, "bid": fz(g("bidPx")), "ask": fz(g("askPx")), "last": fl,
+            "close": fl, "baseVolume": base_vol, "change": change, "percentage": pct}
