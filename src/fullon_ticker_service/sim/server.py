@@ -384,8 +384,14 @@ class Simulator:
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
         try:
             await ws.prepare(request)
-        except ConnectionError:  # the client gave up during the handshake (it is reconnecting or gone)
-            return ws
+        except ConnectionError:
+            # The client went away during the handshake (it is reconnecting, or we are stopping). The
+            # half-prepared ws must not be returned: aiohttp would close it and log "Call .prepare()
+            # first" with a traceback. Cut the connection and return a plain response, whose sending
+            # then fails with the ConnectionError aiohttp expects and ignores.
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503, text="websocket handshake interrupted")
         conn = Conn(ws, tail, ex, request.transport, request.query, request.headers)
         ex.conns.add(conn)
         ex.connections_accepted += 1
