@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 import orjson
 import pytest
@@ -168,3 +169,35 @@ async def test_a_flush_sent_again_after_noscript_carries_each_symbols_newest_tic
     assert await first == 1
     assert await stored_price(r, "X/USDT") == 3.0 and w.confirmed["X/USDT"][1] == 32.0
     assert w.refused == {} and w.older_in_redis == 0
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace shows the order of redis-server's writes")
+async def test_a_subscriber_hears_of_a_flush_before_the_writer_does(writer, private_redis, tmp_path):
+    """Redis writes one pass's replies newest-queued client first: a script's own reply, queued after
+    its PUBLISH, would leave before the subscriber's message. The flush's PING queues our connection
+    first, so the message leaves first. Seen in redis-server's own write calls, three flushes."""
+    w, r = writer
+    w.put("WARM/USDT", tick("WARM/USDT", 1.0, 1.0))
+    await w.flush_now()  # the script is loaded and the wire connected: each flush below is one call
+    sub = r.pubsub()
+    await sub.subscribe(keys.ticker_updates("binance", "BTC/USDT"))
+    assert (await sub.get_message(timeout=2))["type"] == "subscribe"
+    out = tmp_path / "writes"
+    strace = await asyncio.create_subprocess_exec(
+        "strace", "-e", "trace=write,writev", "-e", "signal=none", "-s", "40", "-o", str(out),
+        "-p", str(private_redis.proc.pid), stderr=asyncio.subprocess.PIPE)
+    try:
+        assert strace.stderr is not None and b"attached" in await strace.stderr.readline()
+        for i in range(3):
+            w.put("BTC/USDT", tick("BTC/USDT", 100.0 + i, 10.0 + i))
+            assert await w.flush_now() == 1
+            message = await sub.get_message(timeout=2)
+            assert message is not None and orjson.loads(message["data"])["price"] == 100.0 + i
+    finally:
+        strace.terminate()
+        await asyncio.wait_for(strace.wait(), 5)
+        await sub.aclose()
+    # nothing else talks to this server meanwhile: a write that is not the message is the flush's reply
+    writes = ["message" if "message" in line else "reply"
+              for line in out.read_text().splitlines() if line.startswith(("write(", "writev("))]
+    assert writes == ["message", "reply"] * 3, out.read_text()
