@@ -90,7 +90,7 @@ STREAMS = (TICKER, BOOK)
 # which design can consume which stream: fullon's pattern is watch_ticker; cryptofeed's Binance TICKER
 # is bookTicker and it drops 24hrTicker frames ("Unexpected message received")
 SUPPORTS = {TICKER: ("ccxt-only", *OURS, "upstream"), BOOK: ("ccxt-only", "ours-native", "ours-ccxt", "ours",
-                                                                *CRYPTOFEED)}
+                                                                "ours-baseline", *CRYPTOFEED)}
 FIELDS = {TICKER: ("last", "bid", "ask"), BOOK: ("bid", "ask")}  # what a stored value must equal
 WORKER_STREAM = {TICKER: "ticker", BOOK: "bidask"}  # the worker's `streams` config per stream
 PREFIX = "bench"  # catalog names bench_<venue>[_n]: our channels never mix with other users of the server
@@ -1185,8 +1185,10 @@ class Design:
                 if not src or not (Path(src) / "fullon_ticker_service").is_dir():
                     raise SystemExit("ours-baseline: set BENCH_BASELINE_SRC to the src/ of the revision to compare, "
                                      "e.g. git archive REV src | tar -x -C /tmp/base; BENCH_BASELINE_SRC=/tmp/base/src")
-                # its config may know neither streams nor decoder: BENCH_BASELINE_EXTRA gives what it knows
-                extra = orjson.loads(os.environ.get("BENCH_BASELINE_EXTRA") or "{}")
+                # its config may know neither streams nor decoder: BENCH_BASELINE_EXTRA, when set, gives
+                # what it knows (e.g. '{"streams": ["bidask"], "decoder": "native"}' for bookTicker)
+                if (given := os.environ.get("BENCH_BASELINE_EXTRA")) is not None:
+                    extra = orjson.loads(given or "{}")
                 env = {"PYTHONPATH": src}
             cfg = b.write_config(sim, {self.exchange: ("binance", self.symbols)}, extra=extra)
             self.proc = await b.popen(["-m", "fullon_ticker_service.worker", self.exchange, "--config", str(cfg)],
