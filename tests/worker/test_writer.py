@@ -8,6 +8,7 @@ import shutil
 import orjson
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import NoPermissionError
 
 from fullon_ticker_service import keys
 from fullon_ticker_service.worker.ownership import Lease
@@ -201,3 +202,30 @@ async def test_a_subscriber_hears_of_a_flush_before_the_writer_does(writer, priv
     writes = ["message" if "message" in line else "reply"
               for line in out.read_text().splitlines() if line.startswith(("write(", "writev("))]
     assert writes == ["message", "reply"] * 3, out.read_text()
+
+
+async def test_a_redis_user_not_allowed_ping_loses_no_write(private_redis):
+    """A deployment's ACL without PING: the first flush's PING is refused (NOPERM), its script lands all
+    the same and health says ok; the writer sends no PING after that (the server logged one refusal)."""
+    admin = Redis.from_url(private_redis.url)
+    await admin.execute_command("ACL", "SETUSER", "ticker", "on", ">pw", "~*", "&*", "+@all", "-ping")
+    r = Redis.from_url(f"redis://ticker:pw@127.0.0.1:{private_redis.port}/0")
+    try:
+        with pytest.raises(NoPermissionError):
+            await r.ping()  # the ACL holds
+        lease = Lease(r, NS, "binance", "host", 5000)
+        assert await lease.try_acquire()
+        w = TickWriter(r, "binance", NS, lease)
+        for i in range(3):
+            w.put("BTC/USDT", tick("BTC/USDT", 100.0 + i, 10.0 + i))
+            assert await w.flush_now() == 1
+            assert w.write_error == "" and w.snapshot()["redis_write"] == "ok"
+            assert await stored_price(admin, "BTC/USDT") == 100.0 + i
+        assert not w.wire.ping_allowed
+        entries = [dict(zip(e[::2], e[1::2], strict=True)) if isinstance(e, list) else e
+                   for e in await admin.execute_command("ACL", "LOG")]
+        refused = [e for e in entries if e[b"object"] == b"ping" and e[b"username"] == b"ticker"]
+        assert [e[b"count"] for e in refused] == [2], entries  # ours, and the test's own r.ping()
+    finally:
+        await r.aclose()
+        await admin.aclose()

@@ -38,6 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 READ_CHUNK = 1 << 16
 DRAIN_ABOVE = 1 << 20  # bytes queued in the socket's buffer before a write waits for it to drain
+PING = hiredis.pack_command(("PING",))
 
 
 class Dropped(RedisConnectionError):
@@ -57,19 +58,23 @@ class Wire:
         self._reading = asyncio.Lock()  # fair (FIFO): taken in the order the calls wrote
         self._sent = 0  # calls written on the current connection
         self._read = 0  # calls whose replies were read from it
+        self.ping_allowed = True  # False once the server answered NOPERM to a PING (an ACL without it)
 
-    async def call(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Send `commands` in one write and return their replies, in order (one round trip)."""
+    async def call(self, commands: list[tuple[Any, ...]], ping_first: bool = False) -> list[Any]:
+        """Send `commands` in one write and return their replies, in order (one round trip).
+        `ping_first`: a PING goes ahead of them in the same write (its reply is not returned; an ACL
+        that refuses it turns it off for good, the commands' own replies are unaffected)."""
         conn = self._conn
         if conn is None:
             if self._connecting is None:
                 self._connecting = asyncio.ensure_future(self._connect())
                 self._connecting.add_done_callback(self._connected)
             conn = await asyncio.shield(self._connecting)  # a failed connect fails every call waiting on it
-        if len(commands) == 1:
+        lead = ping_first and self.ping_allowed
+        if len(commands) == 1 and not lead:
             data = hiredis.pack_command(commands[0])
         else:
-            data = b"".join(hiredis.pack_command(c) for c in commands)
+            data = (PING if lead else b"") + b"".join(hiredis.pack_command(c) for c in commands)
         parser = self._parser
         replies: list[Any] = []
         try:
@@ -89,7 +94,7 @@ class Wire:
                 if writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
                     await writer.drain()
                 reader = conn._reader
-                while len(replies) < len(commands):
+                while len(replies) < len(commands) + lead:
                     reply = parser.gets()
                     if reply is False:
                         chunk = await reader.read(READ_CHUNK)
@@ -106,6 +111,8 @@ class Wire:
             if isinstance(exc, OSError | AttributeError):  # AttributeError: the stream went away
                 raise RedisConnectionError(f"Error while talking to {self._where(conn)}: {exc}") from exc
             raise
+        if lead and isinstance(ping := replies.pop(0), hiredis.ReplyError) and str(ping).startswith("NOPERM"):
+            self.ping_allowed = False
         for reply in replies:
             if isinstance(reply, hiredis.ReplyError):
                 error = BaseParser.parse_error(str(reply))

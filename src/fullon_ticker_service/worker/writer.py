@@ -54,11 +54,6 @@ from fullon_ticker_service.worker.wire import Dropped, Wire
 
 BATCH = 500  # symbols per script call: bounds how long one call blocks Redis (~1 ms)
 DEPTH = 2  # flushes in flight at once (1 with a flush_interval: that spaces them)
-# Sent ahead of every flush's scripts, so that subscribers hear of a write before we do. Redis writes
-# the replies of one event-loop pass newest-queued client first: a script's reply would be queued
-# after its PUBLISHes and go out before them, and on a busy host we would take the CPU a subscriber
-# is woken for. A PING's reply queues our connection first, so the subscribers' messages go out first.
-SUBSCRIBERS_FIRST = ("PING",)
 
 # Fenced: nothing is written unless the caller holds the exchange's lease (lease.py).
 # KEYS: lease, fence, fenced-count hash, tickers:{ex}, then ticker_time:{ex}:{sym} per symbol.
@@ -328,8 +323,11 @@ class TickWriter:
 
     async def _evalsha(self, calls: list[tuple[int | str | bytes, ...]]) -> dict[str, float]:
         """-> the symbols Redis refused (it holds a newer time), with that time."""
-        scripts = [("EVALSHA", WRITE_NEWER_SHA, *call) for call in calls]
-        results = (await self.wire.call([SUBSCRIBERS_FIRST, *scripts]))[1:]
+        # A PING ahead of the scripts, so that subscribers hear of a write before we do. Redis writes
+        # the replies of one event-loop pass newest-queued client first: a script's reply would be
+        # queued after its PUBLISHes and go out before them, and on a busy host we would take the CPU
+        # a subscriber is woken for. The PING's reply queues our connection first.
+        results = await self.wire.call([("EVALSHA", WRITE_NEWER_SHA, *call) for call in calls], ping_first=True)
         if any(not isinstance(r, list) for r in results):  # -1: fenced
             self.fenced += 1
             raise LeaseLost(f"the lease is no longer {self.lease.value!r}")
