@@ -25,6 +25,8 @@ import orjson
 STARTING, RUNNING, ERROR, STOPPING, STOPPED = "starting", "running", "error", "stopping", "stopped"
 DEGRADED, REDIS_ERROR, CLOCK_SKEW, NO_DATA = "degraded", "redis-error", "clock-skew", "no-data"
 COLLECTING = (RUNNING, DEGRADED, REDIS_ERROR, CLOCK_SKEW, NO_DATA, ERROR)  # a subscribed worker's words
+# A standby's announcement (keys.armed, not a health record): connected and holding ticks, writing nothing.
+ARMED = "armed"
 
 
 @dataclass(frozen=True)

@@ -240,8 +240,8 @@ def test_every_stop_reason_gets_the_same_deadline(tmp_path, r, reason):
     else:  # a second host with room joins and wins binance in the placement, its standby armed
         other = Cluster(config.load(write(tmp_path / "o.toml", {}, host_id="h2"), environ={}, dotenv=None))
         other.join()
-        r.set(keys.armed(NS, "binance", "h2"), b'{"status":"running","updated_at":9e9}')
-        r.set(keys.armed(NS, "okx", "h2"), b'{"status":"running","updated_at":9e9}')
+        r.set(keys.armed(NS, "binance", "h2"), b'{"status":"armed","updated_at":9e9}')
+        r.set(keys.armed(NS, "okx", "h2"), b'{"status":"running","updated_at":9e9}')  # a standby of the version before
     tick(sup, clock)
     if reason == "placement":
         stopped = [c for c in launcher.children if "TERM" in c.signals]
@@ -336,3 +336,16 @@ def test_an_exchange_removed_while_down_has_its_prices_deleted_at_start(tmp_path
     tick(sup, clock)
     assert not r.exists(keys.tickers("gate"), keys.ticker_time("gate", "BTC/USDT"))
     assert len(launcher.of("kraken")) == 0 and len(launcher.of("gate")) == 0
+
+
+def test_a_standby_counts_as_armed_by_a_fresh_announcement_only(tmp_path, r):
+    """`Cluster.armed`, which a handover waits for: a fresh `armed` announcement (or `running`, what a
+    standby of the version before wrote, for a fleet mid-upgrade); not a stale one, another word, or none."""
+    cluster = Cluster(config.load(write(tmp_path / "c.toml", {}), environ={}, dotenv=None))
+    key, now = keys.armed(NS, "binance", "h2"), time.time()
+    for status, age, armed in (("armed", 0.0, True), ("running", 0.0, True), ("armed", 60.0, False),
+                               ("stopped", 0.0, False), ("starting", 0.0, False)):
+        r.set(key, f'{{"status": "{status}", "updated_at": {now - age}, "interval": 0.5}}')
+        assert cluster.armed("binance", "h2") is armed, (status, age)
+    r.delete(key)
+    assert cluster.armed("binance", "h2") is False

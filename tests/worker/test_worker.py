@@ -209,6 +209,7 @@ async def test_standby_sweeps_leftover_prices_once_it_takes_the_lease(sim, redis
 
     standby = await eventually(armed, 20, what="the worker armed as a standby")
     assert standby["role"] == "standby" and standby["token"] is None and standby["symbols"] == len(symbols)
+    assert standby["status"] == "armed"  # not "running": it writes nothing
     sim.set_rate("binance", 200, count=100)  # ticks keep arriving at the standby...
     await sim.drained("binance")
 

@@ -187,7 +187,8 @@ class Cluster:
             raw = self.redis.get(keys.armed(self.ns, exchange, host))
         except (redis_sync.RedisError, OSError):
             return False
-        return health.decode(exchange, raw).status == health.RUNNING
+        # "running": what a standby of the version before said (a fleet mid-upgrade)
+        return health.decode(exchange, raw).status in (health.ARMED, health.RUNNING)
 
     def wait_for_release(self, exchanges: list[str], seconds: float, wait: Callable[[float], bool]) -> None:
         """`wait(seconds)`, but look at these leases every HANDOVER_POLL and return the moment one is

@@ -215,7 +215,7 @@ class Reporter:
             await self.redis.delete(key)
             self.armed = False
         elif self.phase() == health.RUNNING and self.writer.latest:
-            await self.redis.set(key, orjson.dumps({**record, "status": health.RUNNING}),
+            await self.redis.set(key, orjson.dumps({**record, "status": health.ARMED}),
                                  px=int(max(1.0, 3 * self.period) * 1000))
             if not self.armed:
                 self.log.info(f"standby armed with {len(self.writer.latest)} symbols; waiting for the lease")
